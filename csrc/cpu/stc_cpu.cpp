@@ -1,0 +1,235 @@
+// Fused CPU kernels for the stc_ext ops (schemas and semantics: csrc/stc.cpp).
+//
+// Memory traffic, in passes over an (N, C, T, H, W) tensor:
+//   forward:  pool reads x once; rescale reads x (and identity) once and writes y once.
+//   backward: rescale_backward_sums reads dy and x (and y for the ReLU mask) once;
+//             rescale_backward_input reads dy (and y) once and writes dx (and d_identity).
+// Everything per (n, c) or (n, c, t) is tiny and kept in the accumulation type.
+//
+// Two traversals serve all four ops, for both layouts:
+//   reduce_to_nct    out[n,c,t] = scale * sum_hw elem(i)
+//   for_each_element op(i, a[n,c], b[n,t,c]) for every element offset i
+// Work is split with at::parallel_for (the extension is built with OpenMP).
+#include <ATen/ATen.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <array>
+
+#include "../stc_common.h"
+
+namespace stc_ext {
+namespace {
+
+constexpr int64_t kGrainElements = 32768;  // elements per parallel task, at least
+constexpr int64_t kChannelBlock = 256;     // channels per task in the NTHWC reduction
+constexpr int kLanes = 8;                  // independent partial sums, so the loop vectorises
+
+inline int64_t grain_for(int64_t elements_per_item) {
+  return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, elements_per_item));
+}
+
+template <typename acc_t, typename Elem>
+void reduce_to_nct(Layout layout, const Dims& d, Elem elem, acc_t scale, acc_t* out) {
+  if (layout == Layout::kNCTHW) {
+    // Each (n, c, t) row of H*W elements is contiguous.
+    at::parallel_for(0, d.N * d.C * d.T, grain_for(d.HW), [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        const int64_t base = row * d.HW;
+        std::array<acc_t, kLanes> lanes{};
+        int64_t i = 0;
+        for (; i + kLanes <= d.HW; i += kLanes)
+          for (int l = 0; l < kLanes; ++l) lanes[l] += elem(base + i + l);
+        acc_t sum = 0;
+        for (; i < d.HW; ++i) sum += elem(base + i);
+        for (int l = 0; l < kLanes; ++l) sum += lanes[l];
+        out[row] = sum * scale;
+      }
+    });
+    return;
+  }
+  // NTHWC: for each (n, t) sweep the H*W positions, accumulating a block of channels.
+  const int64_t blocks = (d.C + kChannelBlock - 1) / kChannelBlock;
+  at::parallel_for(0, d.N * d.T * blocks, grain_for(d.HW * std::min(d.C, kChannelBlock)),
+                   [&](int64_t begin, int64_t end) {
+    std::array<acc_t, kChannelBlock> acc;
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t nt = item / blocks;
+      const int64_t c0 = (item % blocks) * kChannelBlock;
+      const int64_t width = std::min(kChannelBlock, d.C - c0);
+      std::fill(acc.begin(), acc.begin() + width, acc_t(0));
+      for (int64_t hw = 0; hw < d.HW; ++hw) {
+        const int64_t base = (nt * d.HW + hw) * d.C + c0;
+        for (int64_t c = 0; c < width; ++c) acc[c] += elem(base + c);
+      }
+      const int64_t n = nt / d.T, t = nt % d.T;
+      for (int64_t c = 0; c < width; ++c) out[((n * d.C) + c0 + c) * d.T + t] = acc[c] * scale;
+    }
+  });
+}
+
+// Calls op(i, a[n*C + c], b[(n*T + t)*C + c]) for every element; b may be null (then 0).
+template <typename acc_t, typename Op>
+void for_each_element(Layout layout, const Dims& d, const acc_t* a, const acc_t* b, Op op) {
+  if (layout == Layout::kNCTHW) {
+    at::parallel_for(0, d.N * d.C * d.T, grain_for(d.HW), [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        const int64_t nc = row / d.T, n = nc / d.C, c = nc % d.C, t = row % d.T;
+        const acc_t a_row = a[nc];
+        const acc_t b_row = b ? b[(n * d.T + t) * d.C + c] : acc_t(0);
+        const int64_t base = row * d.HW;
+        for (int64_t i = base; i < base + d.HW; ++i) op(i, a_row, b_row);
+      }
+    });
+    return;
+  }
+  at::parallel_for(0, d.N * d.T * d.HW, grain_for(d.C), [&](int64_t begin, int64_t end) {
+    for (int64_t pos = begin; pos < end; ++pos) {
+      const int64_t nt = pos / d.HW, n = nt / d.T;
+      const acc_t* a_row = a + n * d.C;
+      const int64_t base = pos * d.C;
+      if (b) {
+        const acc_t* b_row = b + nt * d.C;
+        for (int64_t c = 0; c < d.C; ++c) op(base + c, a_row[c], b_row[c]);
+      } else {
+        for (int64_t c = 0; c < d.C; ++c) op(base + c, a_row[c], acc_t(0));
+      }
+    }
+  });
+}
+
+template <typename acc_t>
+inline acc_t relu(acc_t v) {
+  return v > acc_t(0) ? v : acc_t(0);
+}
+
+at::Tensor pool_cpu(const at::Tensor& x_in) {
+  const Dims d = check_feature_map(x_in, "x");
+  const Layout layout = layout_of(x_in);
+  const at::Tensor x = in_layout(x_in, layout);
+  at::Tensor s = at::empty({d.N, d.C, d.T}, x.options().dtype(accumulate_type(x.scalar_type())));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "stc_pool_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
+    reduce_to_nct<acc_t>(layout, d, [=](int64_t i) { return acc_t(xp[i]); },
+                         acc_t(1) / acc_t(d.HW), s.mutable_data_ptr<acc_t>());
+  });
+  return s;
+}
+
+at::Tensor rescale_cpu(const at::Tensor& x_in, const at::Tensor& g_in,
+                       const std::optional<at::Tensor>& identity_in) {
+  const Dims d = check_feature_map(x_in, "x");
+  check_statistic(g_in, "g", {d.N, d.C}, x_in);
+  const Layout layout = layout_of(x_in);
+  const at::Tensor x = in_layout(x_in, layout);
+  const at::Tensor g = g_in.contiguous();
+  at::Tensor identity;
+  if (identity_in) {
+    check_same_as(*identity_in, "identity", x_in);
+    identity = in_layout(*identity_in, layout);
+  }
+  at::Tensor y = at::empty_like(x);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "stc_rescale_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
+    scalar_t* yp = y.mutable_data_ptr<scalar_t>();
+    const acc_t* gp = g.const_data_ptr<acc_t>();
+    if (identity.defined()) {
+      const scalar_t* ip = identity.const_data_ptr<scalar_t>();
+      for_each_element<acc_t>(layout, d, gp, nullptr, [=](int64_t i, acc_t gv, acc_t) {
+        yp[i] = static_cast<scalar_t>(relu(acc_t(xp[i]) * gv + acc_t(ip[i])));
+      });
+    } else {
+      for_each_element<acc_t>(layout, d, gp, nullptr, [=](int64_t i, acc_t gv, acc_t) {
+        yp[i] = static_cast<scalar_t>(acc_t(xp[i]) * gv);
+      });
+    }
+  });
+  return y;
+}
+
+at::Tensor rescale_backward_sums_cpu(const at::Tensor& grad_y_in, const at::Tensor& x_in,
+                                     const std::optional<at::Tensor>& y_in) {
+  const Dims d = check_feature_map(x_in, "x");
+  check_same_as(grad_y_in, "grad_y", x_in);
+  const Layout layout = layout_of(x_in);
+  const at::Tensor x = in_layout(x_in, layout);
+  const at::Tensor grad_y = in_layout(grad_y_in, layout);
+  at::Tensor y;
+  if (y_in) {
+    check_same_as(*y_in, "y", x_in);
+    y = in_layout(*y_in, layout);
+  }
+  at::Tensor r = at::empty({d.N, d.C, d.T}, x.options().dtype(accumulate_type(x.scalar_type())));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "stc_sums_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
+    const scalar_t* dyp = grad_y.const_data_ptr<scalar_t>();
+    acc_t* rp = r.mutable_data_ptr<acc_t>();
+    if (y.defined()) {
+      const scalar_t* yp = y.const_data_ptr<scalar_t>();
+      reduce_to_nct<acc_t>(layout, d, [=](int64_t i) {
+        return acc_t(yp[i]) > acc_t(0) ? acc_t(dyp[i]) * acc_t(xp[i]) : acc_t(0);
+      }, acc_t(1), rp);
+    } else {
+      reduce_to_nct<acc_t>(layout, d, [=](int64_t i) { return acc_t(dyp[i]) * acc_t(xp[i]); },
+                           acc_t(1), rp);
+    }
+  });
+  return r;
+}
+
+std::tuple<at::Tensor, at::Tensor> rescale_backward_input_cpu(
+    const at::Tensor& grad_y_in, const at::Tensor& g_in, const at::Tensor& grad_s,
+    const std::optional<at::Tensor>& y_in) {
+  const Dims d = check_feature_map(grad_y_in, "grad_y");
+  check_statistic(g_in, "g", {d.N, d.C}, grad_y_in);
+  check_statistic(grad_s, "grad_s", {d.N, d.C, d.T}, grad_y_in);
+  const Layout layout = layout_of(grad_y_in);
+  const at::Tensor grad_y = in_layout(grad_y_in, layout);
+  const at::Tensor g = g_in.contiguous();
+  // The pooled-gradient term, ds/(H*W), laid out (N, T, C) so both traversals read it in order.
+  const at::Tensor pooled_term = (grad_s / static_cast<double>(d.HW)).transpose(1, 2).contiguous();
+  at::Tensor y;
+  if (y_in) {
+    check_same_as(*y_in, "y", grad_y_in);
+    y = in_layout(*y_in, layout);
+  }
+  at::Tensor grad_x = at::empty_like(grad_y);
+  at::Tensor grad_identity = y.defined() ? at::empty_like(grad_y) : at::empty({0}, grad_y.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_y.scalar_type(), "stc_grad_input_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* dyp = grad_y.const_data_ptr<scalar_t>();
+    scalar_t* dxp = grad_x.mutable_data_ptr<scalar_t>();
+    const acc_t* gp = g.const_data_ptr<acc_t>();
+    const acc_t* pp = pooled_term.const_data_ptr<acc_t>();
+    if (y.defined()) {
+      const scalar_t* yp = y.const_data_ptr<scalar_t>();
+      scalar_t* dip = grad_identity.mutable_data_ptr<scalar_t>();
+      for_each_element<acc_t>(layout, d, gp, pp, [=](int64_t i, acc_t gv, acc_t pv) {
+        const acc_t dy = acc_t(yp[i]) > acc_t(0) ? acc_t(dyp[i]) : acc_t(0);
+        dxp[i] = static_cast<scalar_t>(gv * dy + pv);
+        dip[i] = static_cast<scalar_t>(dy);
+      });
+    } else {
+      for_each_element<acc_t>(layout, d, gp, pp, [=](int64_t i, acc_t gv, acc_t pv) {
+        dxp[i] = static_cast<scalar_t>(gv * acc_t(dyp[i]) + pv);
+      });
+    }
+  });
+  return {grad_x, grad_identity};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(stc_ext, CPU, m) {
+  m.impl("pool", &pool_cpu);
+  m.impl("rescale", &rescale_cpu);
+  m.impl("rescale_backward_sums", &rescale_backward_sums_cpu);
+  m.impl("rescale_backward_input", &rescale_backward_input_cpu);
+}
+
+}  // namespace stc_ext
