@@ -9,7 +9,9 @@
 // Two traversals serve all four ops, for both layouts:
 //   reduce_to_nct    out[n,c,t] = scale * sum_hw elem(i)
 //   for_each_element op(i, a[n,c], b[n,t,c]) for every element offset i
-// Work is split with at::parallel_for (the extension is built with OpenMP).
+// Work is split with at::parallel_for (the extension is built with OpenMP). The loops are
+// written for the auto-vectoriser; -fno-trapping-math lets it turn the ReLU mask into a
+// vector select (with trapping math it stays a branch: about 10x slower on random data).
 #include <ATen/ATen.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -62,6 +64,7 @@ void reduce_to_nct(Layout layout, const Dims& d, Elem elem, acc_t scale, acc_t* 
       std::fill(acc.begin(), acc.begin() + width, acc_t(0));
       for (int64_t hw = 0; hw < d.HW; ++hw) {
         const int64_t base = (nt * d.HW + hw) * d.C + c0;
+#pragma omp simd
         for (int64_t c = 0; c < width; ++c) acc[c] += elem(base + c);
       }
       const int64_t n = nt / d.T, t = nt % d.T;
@@ -80,6 +83,7 @@ void for_each_element(Layout layout, const Dims& d, const acc_t* a, const acc_t*
         const acc_t a_row = a[nc];
         const acc_t b_row = b ? b[(n * d.T + t) * d.C + c] : acc_t(0);
         const int64_t base = row * d.HW;
+#pragma omp simd
         for (int64_t i = base; i < base + d.HW; ++i) op(i, a_row, b_row);
       }
     });
@@ -92,8 +96,10 @@ void for_each_element(Layout layout, const Dims& d, const acc_t* a, const acc_t*
       const int64_t base = pos * d.C;
       if (b) {
         const acc_t* b_row = b + nt * d.C;
+#pragma omp simd
         for (int64_t c = 0; c < d.C; ++c) op(base + c, a_row[c], b_row[c]);
       } else {
+#pragma omp simd
         for (int64_t c = 0; c < d.C; ++c) op(base + c, a_row[c], acc_t(0));
       }
     }
@@ -103,6 +109,13 @@ void for_each_element(Layout layout, const Dims& d, const acc_t* a, const acc_t*
 template <typename acc_t>
 inline acc_t relu(acc_t v) {
   return v > acc_t(0) ? v : acc_t(0);
+}
+
+// 1 where the residual unit's ReLU passed its input (y > 0), else 0. A multiply instead
+// of a branch keeps the loops vectorised.
+template <typename acc_t, typename scalar_t>
+inline acc_t relu_mask(scalar_t y) {
+  return static_cast<acc_t>(acc_t(y) > acc_t(0));
 }
 
 at::Tensor pool_cpu(const at::Tensor& x_in) {
@@ -172,7 +185,7 @@ at::Tensor rescale_backward_sums_cpu(const at::Tensor& grad_y_in, const at::Tens
     if (y.defined()) {
       const scalar_t* yp = y.const_data_ptr<scalar_t>();
       reduce_to_nct<acc_t>(layout, d, [=](int64_t i) {
-        return acc_t(yp[i]) > acc_t(0) ? acc_t(dyp[i]) * acc_t(xp[i]) : acc_t(0);
+        return acc_t(dyp[i]) * acc_t(xp[i]) * relu_mask<acc_t>(yp[i]);
       }, acc_t(1), rp);
     } else {
       reduce_to_nct<acc_t>(layout, d, [=](int64_t i) { return acc_t(dyp[i]) * acc_t(xp[i]); },
@@ -210,7 +223,7 @@ std::tuple<at::Tensor, at::Tensor> rescale_backward_input_cpu(
       const scalar_t* yp = y.const_data_ptr<scalar_t>();
       scalar_t* dip = grad_identity.mutable_data_ptr<scalar_t>();
       for_each_element<acc_t>(layout, d, gp, pp, [=](int64_t i, acc_t gv, acc_t pv) {
-        const acc_t dy = acc_t(yp[i]) > acc_t(0) ? acc_t(dyp[i]) : acc_t(0);
+        const acc_t dy = acc_t(dyp[i]) * relu_mask<acc_t>(yp[i]);
         dxp[i] = static_cast<scalar_t>(gv * dy + pv);
         dip[i] = static_cast<scalar_t>(dy);
       });

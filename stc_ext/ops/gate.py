@@ -43,9 +43,11 @@ def _branch_inputs(s: Tensor, params: STCParams) -> list[tuple[Tensor, Bottlenec
 def gate_forward(s: Tensor, params: STCParams) -> tuple[Tensor, list[_BranchCache]]:
     """g (N, C) from the pooled map s (N, C, T), plus what the backward needs."""
     caches = []
-    for z, (w1, b1, w2, b2) in _branch_inputs(s, params):
-        h = F.relu(F.linear(z, w1, b1))
-        caches.append(_BranchCache(z, h, torch.sigmoid(F.linear(h, w2, b2))))  # eqs. (2), (5)
+    # Autocast would run these matmuls in bf16/fp16; the gate stays in s's dtype.
+    with torch.autocast(s.device.type, enabled=False):
+        for z, (w1, b1, w2, b2) in _branch_inputs(s, params):
+            h = F.relu(F.linear(z, w1, b1))
+            caches.append(_BranchCache(z, h, torch.sigmoid(F.linear(h, w2, b2))))  # eqs. 2, 5
     g = caches[0].sig if len(caches) == 1 else (caches[0].sig + caches[1].sig) * 0.5  # eq. (7)
     return g, caches
 
@@ -54,6 +56,13 @@ def gate_backward(
     dg: Tensor, s: Tensor, params: STCParams, caches: list[_BranchCache]
 ) -> tuple[Tensor, list[Tensor | None]]:
     """Gradients of g w.r.t. s (N, C, T) and the eight parameters (None where absent)."""
+    with torch.autocast(s.device.type, enabled=False):
+        return _gate_backward(dg, s, params, caches)
+
+
+def _gate_backward(
+    dg: Tensor, s: Tensor, params: STCParams, caches: list[_BranchCache]
+) -> tuple[Tensor, list[Tensor | None]]:
     n, c, t = s.shape
     scale = 1.0 / len(caches)
     ds = torch.zeros_like(s)

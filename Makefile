@@ -1,0 +1,44 @@
+# One entry point for set-up, tests and benchmarks. Every target sets itself up from a
+# fresh clone: a venv (seeing a system torch if one is importable), torch==2.13.0 only if
+# no torch is importable, the other dependencies pinned against that torch, and the
+# extension built against it with --no-build-isolation.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+TORCH_SPEC ?= torch==2.13.0
+CONSTRAINTS := $(VENV)/constraints.txt
+DEPS := "numpy" "ninja" "pybind11" "pytest>=8" "pytest-benchmark>=4" "av>=12" "pillow" "ruff" "triton>=3.2"
+PYTEST_ARGS ?=
+
+.PHONY: setup test bench lint clean
+
+setup: $(VENV)/.built
+
+$(CONSTRAINTS):
+	$(PYTHON) -m venv --system-site-packages $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install $(TORCH_SPEC)
+	$(PY) -c "import torch; print('torch==' + torch.__version__)" > $@
+
+$(VENV)/.deps: $(CONSTRAINTS)
+	$(PIP) install -c $(CONSTRAINTS) $(DEPS)
+	touch $@
+
+$(VENV)/.built: $(VENV)/.deps setup.py pyproject.toml stc_ext/_extension_sources.py $(shell find csrc -type f)
+	$(PIP) install -c $(CONSTRAINTS) --no-build-isolation --no-deps -e .
+	touch $@
+
+# Without a GPU, Triton kernels run on CPU tensors through its interpreter.
+test: setup
+	TRITON_INTERPRET=$${TRITON_INTERPRET:-$$($(PY) -c "import torch; print(0 if torch.cuda.is_available() else 1)")} \
+		$(PY) -m pytest tests $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -m pytest bench --benchmark-columns=median,iqr,rounds --benchmark-sort=name \
+		--benchmark-json=bench/results/latest.json $(PYTEST_ARGS)
+
+lint: setup
+	$(PY) -m ruff check stc_ext tests bench python
+
+clean:
+	rm -rf build *.egg-info stc_ext/*.so

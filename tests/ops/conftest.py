@@ -1,0 +1,40 @@
+"""Fixtures for the STC op tests: the (backend, device) pairs to test, and poisoning."""
+
+import pytest
+import torch
+
+import stc_ext
+
+
+def kernel_backend_devices() -> list[tuple[str, str]]:
+    """Every fused backend available here, with the device its tensors live on."""
+    pairs = []
+    for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
+        for backend in stc_ext.available_backends(device):
+            if backend != "reference":
+                pairs.append((backend, device))
+    return pairs
+
+
+def pytest_generate_tests(metafunc):
+    if "backend_device" in metafunc.fixturenames:
+        pairs = kernel_backend_devices()
+        metafunc.parametrize("backend_device", pairs, ids=[f"{b}-{d}" for b, d in pairs])
+
+
+@pytest.fixture
+def poisoned_outputs():
+    """Every torch.empty inside the test is filled with NaN, so an output element a
+    kernel forgets to write shows up as non-finite."""
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.utils.deterministic.fill_uninitialized_memory,
+    )
+    torch.use_deterministic_algorithms(True)
+    torch.utils.deterministic.fill_uninitialized_memory = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.utils.deterministic.fill_uninitialized_memory = previous[2]
