@@ -1,15 +1,17 @@
 """Builds stc_ext._C: the CPU kernels always, the CUDA kernels when torch has CUDA.
 
 Install with ``pip install --no-build-isolation -e .`` so the build uses the torch that is
-already installed (an isolated build would fetch another one).
+already installed (an isolated build would fetch another one). The CUDA kernels are built
+when torch has CUDA and a CUDA toolkit is found (``STC_EXT_FORCE_CPU=1`` skips them), for
+the architectures in ``TORCH_CUDA_ARCH_LIST`` (default: the local GPU's, else 8.0;9.0).
+``MAX_JOBS`` limits the parallel compile jobs (ninja).
 """
 
 import importlib.util
-import os
 from pathlib import Path
 
 from setuptools import setup
-from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
 
 ROOT = Path(__file__).resolve().parent
 
@@ -23,26 +25,11 @@ def _load_sources_module():
     return module
 
 
-def _want_cuda() -> bool:
-    # CUDA_HOME is None under a CPU-only torch even where nvcc exists (see PITFALLS.md).
-    if os.environ.get("STC_EXT_FORCE_CPU", "0") == "1":
-        return False
-    import torch
-
-    return torch.version.cuda is not None and CUDA_HOME is not None
-
-
 def _extension():
     sources = _load_sources_module()
-    with_cuda = _want_cuda()
-    if with_cuda and not os.environ.get("TORCH_CUDA_ARCH_LIST"):
-        import torch
-
-        if torch.cuda.is_available():
-            major, minor = torch.cuda.get_device_capability()
-            os.environ["TORCH_CUDA_ARCH_LIST"] = f"{major}.{minor}"
-        else:
-            os.environ["TORCH_CUDA_ARCH_LIST"] = "8.0;9.0"
+    with_cuda = sources.cuda_build_wanted()
+    if with_cuda:
+        sources.ensure_cuda_arch_list()
     kind = CUDAExtension if with_cuda else CppExtension
     return kind(
         name="stc_ext._C",

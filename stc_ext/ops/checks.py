@@ -74,7 +74,7 @@ def _check_bottleneck(
     w1, b1, w2, b2 = weights
     hidden = w1.shape[0]
     expected = ((hidden, in_features), (hidden,), (out_features, hidden), (out_features,))
-    for name, tensor, shape in zip(_WEIGHT_NAMES, weights, expected):
+    for name, tensor, shape in zip(_WEIGHT_NAMES, weights, expected, strict=True):
         if _shape(tensor) != shape:
             raise ValueError(
                 f"{caller}: {branch}.{name} must have shape {shape}, got {_shape(tensor)}"
@@ -84,4 +84,6 @@ def _check_bottleneck(
                 f"{caller}: {branch}.{name} must be on x's device {x.device}, got {tensor.device}"
             )
         if not torch.is_floating_point(tensor):
-            raise ValueError(f"{caller}: {branch}.{name} must be floating point, got {tensor.dtype}")
+            raise ValueError(
+                f"{caller}: {branch}.{name} must be floating point, got {tensor.dtype}"
+            )

@@ -1,7 +1,15 @@
 """The compiled extension (csrc/): loads it, gives its ops fake kernels, registers it
-as the "cpu" backend and, where it was built with CUDA kernels, the "cuda" backend."""
+as the "cpu" backend and, where it was built with CUDA kernels, the "cuda" backend.
+
+Where ``stc_ext._C`` was not built, ``STC_EXT_JIT=1`` (or calling ``jit_build()``)
+compiles the sources on first use instead (stc_ext/ops/jit.py); import never fails.
+"""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import warnings
 
 import torch
 from torch import Tensor
@@ -16,6 +24,9 @@ except ImportError as error:  # not built; a broken build still shows through th
     _import_error = error
 
 
+_jit_error: Exception | None = None
+
+
 def is_loaded() -> bool:
     return _import_error is None
 
@@ -24,7 +35,28 @@ def unavailable_reason() -> str | None:
     """Why the extension could not be loaded, or None when it is loaded."""
     if _import_error is None:
         return None
-    return f"the stc_ext._C extension could not be imported: {_import_error}"
+    reason = f"the stc_ext._C extension could not be imported: {_import_error}"
+    if _jit_error is not None:
+        reason += f"; its JIT build failed: {_jit_error}"
+    return reason
+
+
+def jit_build(root: str | os.PathLike | None = None, verbose: bool = False) -> None:
+    """Compile the extension now with ``torch.utils.cpp_extension.load`` (ninja), load it
+    and register its backends: for installs that did not build ``stc_ext._C``. A no-op
+    when the extension is already loaded. ``root``: see ``jit.build_directory``.
+
+    Raises:
+        FileNotFoundError, RuntimeError: as ``stc_ext.ops.jit.build``.
+    """
+    global _import_error, _jit_error
+    if is_loaded():
+        return
+    from .jit import build
+
+    build(root=root, verbose=verbose)
+    _import_error = _jit_error = None
+    _register()
 
 
 def _has_cuda_kernels() -> bool:
@@ -52,20 +84,36 @@ def _register_fake_kernels() -> None:
         return empty_output(grad_y), grad_identity
 
 
-if is_loaded():
+def _register() -> None:
     _register_fake_kernels()
-    _native = Kernels(
+    native = Kernels(
         pool=torch.ops.stc_ext.pool.default,
         rescale=torch.ops.stc_ext.rescale.default,
         backward_sums=torch.ops.stc_ext.rescale_backward_sums.default,
         backward_input=torch.ops.stc_ext.rescale_backward_input.default,
     )
-    register_backend(Backend("cpu", _native, supports=lambda d: d.type == "cpu"))
+    register_backend(Backend("cpu", native, supports=lambda d: d.type == "cpu"))
     if _has_cuda_kernels():
         register_backend(
             Backend(
                 "cuda",
-                _native,
+                native,
                 supports=lambda d: d.type == "cuda" and torch.cuda.is_available(),
             )
+        )
+
+
+if is_loaded():
+    _register()
+elif os.environ.get("STC_EXT_JIT", "0") == "1":
+    try:
+        jit_build()
+    except (OSError, RuntimeError, ImportError, subprocess.SubprocessError) as error:
+        _jit_error = error
+        summary = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        warnings.warn(
+            f"stc_ext: STC_EXT_JIT=1 but the JIT build of the extension failed ({summary}); "
+            "the fused kernels are unavailable (native.unavailable_reason() has the details)",
+            RuntimeWarning,
+            stacklevel=2,
         )

@@ -1,7 +1,13 @@
 """Fixtures for the STC op tests: the (backend, device) pairs to test, and poisoning."""
 
+import os
+
 import pytest
 import torch
+
+# Deterministic mode (used to poison outputs) makes cuBLAS, which the gate's matmuls use
+# on GPU, demand a fixed workspace; it must be set before CUDA initialises.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 import stc_ext
 
