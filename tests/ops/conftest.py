@@ -9,7 +9,7 @@ import torch
 # on GPU, demand a fixed workspace; it must be set before CUDA initialises.
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
-import stc_ext
+import stc_ext  # noqa: E402  (after the environment set-up above)
 
 
 def kernel_backend_devices() -> list[tuple[str, str]]:
