@@ -4,9 +4,17 @@
 with a plain PyTorch reference; ``available_backends()`` says which run here.
 """
 
+from . import models
 from .nn import STCBlock
 from .ops import STCParams, available_backends, stc, stc_reference
 
 __version__ = "0.1.0"
 
-__all__ = ["STCBlock", "STCParams", "__version__", "available_backends", "stc", "stc_reference"]
+__all__ = [
+    "STCBlock",
+    "models",     "STCParams",
+    "__version__",
+    "available_backends",
+    "stc",
+    "stc_reference",
+]

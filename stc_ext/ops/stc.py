@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from . import native  # noqa: F401  (registers the compiled backends)
+from . import triton as _triton_backend  # noqa: F401  (registers the Triton backend)
 from .checks import check_inputs
 from .dispatch import kernels, resolve_backend
 from .gate import gate_backward, gate_forward

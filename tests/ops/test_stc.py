@@ -1,5 +1,8 @@
 """Every fused STC backend against the reference, forward and backward."""
 
+import os
+import zlib
+
 import pytest
 import torch
 
@@ -22,18 +25,22 @@ SHAPES = [
     (2, 300, 2, 3, 2),
     (2, 16, 8, 14, 14),
 ]
+SEED_OFFSET = int(os.environ.get("STC_TEST_SEED", "0"))  # vary to draw other inputs
 DTYPES = [torch.float64, torch.float32, torch.bfloat16, torch.float16]
 
 
 def _check_against_reference(backend, device, shape, dtype, channels_last, residual, branches):
-    gen = torch.Generator().manual_seed(hash((shape, str(dtype), channels_last, residual)) % 2**31)
+    case = repr((shape, dtype, channels_last, residual, branches)).encode()
+    gen = torch.Generator().manual_seed(zlib.crc32(case) + SEED_OFFSET)
     n, c, t = shape[:3]
     block = STCBlock(c, t, reduction=4, branches=branches)
     randomize_block(block, generator=gen)
     block = block.double() if dtype == torch.float64 else block.float()
     x = random_feature_map(shape, dtype, channels_last, generator=gen)
     identity = random_feature_map(shape, dtype, channels_last, generator=gen) if residual else None
-    grad_y = torch.randn(shape, generator=gen, dtype=torch.float64)
+    # Drawn in x's dtype so that every path, the float64 oracle included, sees the same
+    # values: the comparison then measures the arithmetic, not the rounding of inputs.
+    grad_y = torch.randn(shape, generator=gen, dtype=torch.float64).to(dtype)
     block, x, grad_y = block.to(device), x.to(device), grad_y.to(device)
     identity = None if identity is None else identity.to(device)
 
@@ -65,7 +72,9 @@ def test_matches_reference(backend_device, shape, dtype, channels_last, residual
 @pytest.mark.parametrize("branches", ["tcb", "scb"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
-def test_single_branch_matches_reference(backend_device, branches, dtype, residual, poisoned_outputs):
+def test_single_branch_matches_reference(
+    backend_device, branches, dtype, residual, poisoned_outputs
+):
     backend, device = backend_device
     _check_against_reference(backend, device, (2, 12, 3, 5, 7), dtype, False, residual, branches)
 
