@@ -1,0 +1,51 @@
+"""Networks: 3D ResNet/ResNeXt and their STC variants, the 2D teacher, inflation, checkpoints.
+
+``build(name, num_classes, frames=16, size=112, **kw)`` makes any registered model
+(``list_models()``); ``resnet2d`` is the 2D ImageNet teacher; ``inflate_from_2d`` builds a
+3D net's weights from a 2D net's; ``load_3d_resnets_checkpoint`` reads
+kenshohara/3D-ResNets-PyTorch files.
+"""
+
+from . import resnet2d
+from .checkpoint import (
+    CheckpointMismatchError,
+    LoadReport,
+    load_3d_resnets_checkpoint,
+    read_state_dict,
+)
+from .inflate import InflationReport, inflate_from_2d
+from .registry import build, list_models
+from .resnet3d import (
+    BasicBlock3D,
+    Bottleneck3D,
+    ResNet3D,
+    STCConfig,
+    resnet3d,
+    resnext3d,
+    stage_frames,
+    stage_spatial_sizes,
+    stc_resnet3d,
+    stc_resnext3d,
+)
+
+__all__ = [
+    "BasicBlock3D",
+    "Bottleneck3D",
+    "CheckpointMismatchError",
+    "InflationReport",
+    "LoadReport",
+    "ResNet3D",
+    "STCConfig",
+    "build",
+    "inflate_from_2d",
+    "list_models",
+    "load_3d_resnets_checkpoint",
+    "read_state_dict",
+    "resnet2d",
+    "resnet3d",
+    "resnext3d",
+    "stage_frames",
+    "stage_spatial_sizes",
+    "stc_resnet3d",
+    "stc_resnext3d",
+]

@@ -1,0 +1,71 @@
+"""The model registry: ``build(name, num_classes, frames, size, **kw)`` and ``list_models()``.
+
+Names: ``resnet3d_<depth>`` (10, 18, 34, 50, 101, 152, 200), ``resnext3d_<depth>`` (50, 101,
+152) and their STC variants ``stc_resnet3d_<depth>``, ``stc_resnext3d_<depth>``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Callable
+
+from .resnet3d import (
+    RESNET_LAYERS,
+    RESNEXT_LAYERS,
+    ResNet3D,
+    resnet3d,
+    resnext3d,
+    stc_resnet3d,
+    stc_resnext3d,
+)
+
+_FAMILIES: tuple[tuple[str, Callable[..., ResNet3D], tuple[int, ...]], ...] = (
+    ("resnet3d", resnet3d, tuple(RESNET_LAYERS)),
+    ("resnext3d", resnext3d, tuple(RESNEXT_LAYERS)),
+    ("stc_resnet3d", stc_resnet3d, tuple(RESNET_LAYERS)),
+    ("stc_resnext3d", stc_resnext3d, tuple(RESNEXT_LAYERS)),
+)
+_STC_KWARGS = ("branches", "reduction", "backend")
+
+_REGISTRY: dict[str, Callable[..., ResNet3D]] = {
+    f"{family}_{depth}": functools.partial(factory, depth)
+    for family, factory, depths in _FAMILIES
+    for depth in depths
+}
+
+
+def list_models() -> list[str]:
+    """Names ``build`` accepts, by family then depth."""
+    return list(_REGISTRY)
+
+
+def build(
+    name: str, num_classes: int, frames: int = 16, size: int = 112, **kwargs
+) -> ResNet3D:
+    """Build a registered model for clips of shape (N, 3, frames, size, size).
+
+    Args:
+        name: one of ``list_models()``, e.g. ``"stc_resnext3d_101"``.
+        num_classes: width of the classifier.
+        frames: clip length (16, 32, 64 in the paper); STC blocks are sized for it.
+        size: spatial side of the input (112 in the paper).
+        **kwargs: ``shortcut_type`` ("A"/"B"), ``dropout``, ``temporal_padding``,
+            ``in_channels``; for ``stc_*`` models also ``branches`` ("stc"/"tcb"/"scb"),
+            ``reduction`` and ``backend``; for ResNeXt models ``cardinality``.
+
+    Raises:
+        ValueError: unknown name, or STC options given to a model without STC blocks.
+    """
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"stc_ext.models.build: unknown model {name!r}{hint} "
+                         f"Known: {', '.join(list_models())}")
+    stray = [key for key in _STC_KWARGS if key in kwargs]
+    if stray and not name.startswith("stc_"):
+        raise ValueError(
+            f"stc_ext.models.build: {name} has no STC blocks, so {', '.join(stray)} do not "
+            f"apply; use stc_{name}"
+        )
+    return _REGISTRY[name](num_classes, frames, size, **kwargs)
