@@ -12,9 +12,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "STCBlock",
-    "models",     "STCParams",
+    "STCParams",
     "__version__",
     "available_backends",
+    "models",
     "stc",
     "stc_reference",
 ]
