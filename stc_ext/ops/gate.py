@@ -6,12 +6,12 @@ accumulation dtype (float32, or float64 for float64 inputs), which also makes th
 work under autocast, where activations arrive in bf16/fp16 and weights in fp32.
 
 Shapes: s is the (N, C, T) spatial mean of X; g is the (N, C) gate, the average of the
-branches' sigmoids, so that stc(X) = X * g (paper eqs. 3, 6, 7 combined).
+branches' sigmoids, so that stc(X) = X * g (paper eqs. 3, 6, 7 combined). The forward
+also returns ``state`` (N, K): each present branch's hidden activations and sigmoid,
+concatenated, so the backward needs no second pass through the (weight-bound) MLPs.
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -20,72 +20,76 @@ from torch import Tensor
 from .params import Bottleneck, STCParams
 
 
-class _BranchCache(NamedTuple):
-    z: Tensor  # bottleneck input (N, C) for TCB, (N, T*C) for SCB
-    h: Tensor  # hidden activations after ReLU
-    sig: Tensor  # sigmoid output (N, C)
-
-
 def _cast(weights: Bottleneck, dtype: torch.dtype) -> Bottleneck:
     return tuple(w.to(dtype) for w in weights)  # type: ignore[return-value]
 
 
-def _branch_inputs(s: Tensor, params: STCParams) -> list[tuple[Tensor, Bottleneck]]:
+def _branches(params: STCParams) -> list[tuple[int, Bottleneck]]:
+    """(index, weights) of the present branches: 0 for TCB, 1 for SCB."""
+    return [(i, w) for i, w in enumerate((params.tcb, params.scb)) if w is not None]
+
+
+def _branch_input(index: int, s: Tensor) -> Tensor:
     n, c, t = s.shape
-    inputs = []
-    if params.tcb is not None:
-        inputs.append((s.mean(dim=2), _cast(params.tcb, s.dtype)))  # eq. (1)
-    if params.scb is not None:
-        inputs.append((s.reshape(n, c * t), _cast(params.scb, s.dtype)))  # eq. (4): c*T + t
-    return inputs
+    if index == 0:
+        return s.mean(dim=2)  # eq. (1): the TCB mean over T, H, W
+    return s.reshape(n, c * t)  # eq. (4): SCB features indexed c*T + t
 
 
-def gate_forward(s: Tensor, params: STCParams) -> tuple[Tensor, list[_BranchCache]]:
-    """g (N, C) from the pooled map s (N, C, T), plus what the backward needs."""
-    caches = []
+def gate_state_width(params: STCParams) -> int:
+    """K, the width of ``state``: hidden + C for each present branch."""
+    return sum(w[0].shape[0] + w[2].shape[0] for _, w in _branches(params))
+
+
+def _split_state(state: Tensor, params: STCParams) -> list[tuple[Tensor, Tensor]]:
+    parts, start = [], 0
+    for _, w in _branches(params):
+        hidden, channels = w[0].shape[0], w[2].shape[0]
+        parts.append((state[:, start:start + hidden],
+                      state[:, start + hidden:start + hidden + channels]))
+        start += hidden + channels
+    return parts
+
+
+def gate_from_state(state: Tensor, params: STCParams) -> Tensor:
+    """g (N, C): the average of the branches' sigmoids (eq. 7)."""
+    sigmoids = [sig for _, sig in _split_state(state, params)]
+    return sigmoids[0] if len(sigmoids) == 1 else (sigmoids[0] + sigmoids[1]) * 0.5
+
+
+def gate_forward(s: Tensor, params: STCParams) -> tuple[Tensor, Tensor]:
+    """g (N, C) and state (N, K) from the pooled map s (N, C, T)."""
+    pieces = []
     # Autocast would run these matmuls in bf16/fp16; the gate stays in s's dtype.
     with torch.autocast(s.device.type, enabled=False):
-        for z, (w1, b1, w2, b2) in _branch_inputs(s, params):
-            h = F.relu(F.linear(z, w1, b1))
-            caches.append(_BranchCache(z, h, torch.sigmoid(F.linear(h, w2, b2))))  # eqs. 2, 5
-    g = caches[0].sig if len(caches) == 1 else (caches[0].sig + caches[1].sig) * 0.5  # eq. (7)
-    return g, caches
+        for index, weights in _branches(params):
+            w1, b1, w2, b2 = _cast(weights, s.dtype)
+            h = F.relu(F.linear(_branch_input(index, s), w1, b1))
+            pieces += [h, torch.sigmoid(F.linear(h, w2, b2))]  # eqs. (2), (5)
+    state = torch.cat(pieces, dim=1)
+    return gate_from_state(state, params), state
 
 
 def gate_backward(
-    dg: Tensor, s: Tensor, params: STCParams, caches: list[_BranchCache]
+    dg: Tensor, s: Tensor, params: STCParams, state: Tensor
 ) -> tuple[Tensor, list[Tensor | None]]:
     """Gradients of g w.r.t. s (N, C, T) and the eight parameters (None where absent)."""
     with torch.autocast(s.device.type, enabled=False):
-        return _gate_backward(dg, s, params, caches)
-
-
-def _gate_backward(
-    dg: Tensor, s: Tensor, params: STCParams, caches: list[_BranchCache]
-) -> tuple[Tensor, list[Tensor | None]]:
-    n, c, t = s.shape
-    scale = 1.0 / len(caches)
-    ds = torch.zeros_like(s)
-    grads: list[Tensor | None] = []
-    branch_weights = [params.tcb, params.scb]
-    cache_iter = iter(caches)
-    for index, weights in enumerate(branch_weights):
-        if weights is None:
-            grads += [None] * 4
-            continue
-        cache = next(cache_iter)
-        w1, _, w2, _ = _cast(weights, s.dtype)
-        da = dg * (scale * cache.sig * (1.0 - cache.sig))  # through sigmoid: (N, C)
-        dh = (da @ w2) * (cache.h > 0)  # through fc2 and ReLU
-        dz = dh @ w1
-        if index == 0:
-            ds += (dz / t).unsqueeze(2)  # TCB mean over T
-        else:
-            ds += dz.view(n, c, t)
-        grads += [
-            (dh.t() @ cache.z).to(weights[0].dtype),
-            dh.sum(0).to(weights[1].dtype),
-            (da.t() @ cache.h).to(weights[2].dtype),
-            da.sum(0).to(weights[3].dtype),
-        ]
-    return ds, grads
+        n, c, t = s.shape
+        present = _branches(params)
+        scale = 1.0 / len(present)
+        ds = torch.zeros_like(s)
+        grads: list[Tensor | None] = [None] * 8
+        for (index, weights), (h, sig) in zip(present, _split_state(state, params), strict=True):
+            w1, _, w2, _ = _cast(weights, s.dtype)
+            da = dg * (scale * sig * (1.0 - sig))  # through the sigmoid: (N, C)
+            dh = (da @ w2) * (h > 0)  # through fc2 and the ReLU
+            dz = dh @ w1
+            ds += (dz / t).unsqueeze(2) if index == 0 else dz.view(n, c, t)
+            grads[4 * index:4 * index + 4] = [
+                (dh.t() @ _branch_input(index, s)).to(weights[0].dtype),
+                dh.sum(0).to(weights[1].dtype),
+                (da.t() @ h).to(weights[2].dtype),
+                da.sum(0).to(weights[3].dtype),
+            ]
+        return ds, grads

@@ -15,7 +15,7 @@ from . import native  # noqa: F401  (registers the compiled backends)
 from . import triton as _triton_backend  # noqa: F401  (registers the Triton backend)
 from .checks import check_inputs
 from .dispatch import kernels, resolve_backend
-from .gate import gate_backward, gate_forward
+from .gate import gate_backward, gate_forward, gate_from_state, gate_state_width
 from .layout import empty_output, empty_statistic
 from .params import STCParams
 from .reference import stc_reference
@@ -34,40 +34,42 @@ def stc_op(
     scb_w2: Tensor | None,
     scb_b2: Tensor | None,
     backend: str,
-) -> tuple[Tensor, Tensor]:
-    """Fused STC block. Returns y (N, C, T, H, W) and s, the (N, C, T) spatial means of x
-    in the accumulation dtype (kept for the backward, so X is not pooled twice)."""
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Fused STC block. Returns y (N, C, T, H, W) and, for the backward, s, the (N, C, T)
+    spatial means of x, and the gate's (N, K) state, both in the accumulation dtype (so
+    neither X nor the MLPs are run twice)."""
     k = kernels(backend)
     params = STCParams.from_flat([tcb_w1, tcb_b1, tcb_w2, tcb_b2, scb_w1, scb_b1, scb_w2, scb_b2])
     s = k.pool(x)
-    g, _ = gate_forward(s, params)
-    return k.rescale(x, g, identity), s
+    g, state = gate_forward(s, params)
+    return k.rescale(x, g, identity), s, state
 
 
 @stc_op.register_fake
 def _stc_fake(x, identity, tcb_w1, tcb_b1, tcb_w2, tcb_b2, scb_w1, scb_b1, scb_w2, scb_b2, backend):
-    return empty_output(x), empty_statistic(x)
+    params = STCParams.from_flat([tcb_w1, tcb_b1, tcb_w2, tcb_b2, scb_w1, scb_b1, scb_w2, scb_b2])
+    state = empty_statistic(x, with_time=False).new_empty((x.shape[0], gate_state_width(params)))
+    return empty_output(x), empty_statistic(x), state
 
 
 def _setup_context(ctx, inputs, output) -> None:
     x, identity, *weights, backend = inputs
-    y, s = output
+    y, s, state = output
     ctx.backend = backend
     ctx.has_identity = identity is not None
     # In the residual form the ReLU mask is read back from y (the next layer keeps y
     # alive anyway), which moves fewer bytes than recomputing it from x and identity.
-    ctx.save_for_backward(x, y if identity is not None else None, s, *weights)
+    ctx.save_for_backward(x, y if identity is not None else None, s, state, *weights)
+    ctx.mark_non_differentiable(s, state)  # returned only for the backward's reuse
 
 
-def _backward(ctx, grad_y: Tensor, grad_s: Tensor | None):
-    x, y, s, *weights = ctx.saved_tensors
+def _backward(ctx, grad_y: Tensor, grad_s: Tensor | None, grad_state: Tensor | None):
+    x, y, s, state, *weights = ctx.saved_tensors
     params = STCParams.from_flat(weights)
     k = kernels(ctx.backend)
-    g, caches = gate_forward(s, params)
+    g = gate_from_state(state, params)
     sums = k.backward_sums(grad_y, x, y)  # (N, C, T): sum over H, W of dy' * x
-    grad_s_total, grad_weights = gate_backward(sums.sum(dim=2), s, params, caches)
-    if grad_s is not None:
-        grad_s_total = grad_s_total + grad_s
+    grad_s_total, grad_weights = gate_backward(sums.sum(dim=2), s, params, state)
     grad_x, grad_identity = k.backward_input(grad_y, g, grad_s_total, y)
     return (grad_x, grad_identity if ctx.has_identity else None, *grad_weights, None)
 
@@ -100,5 +102,4 @@ def stc(
     name = resolve_backend(backend, x.device)
     if name == "reference":
         return stc_reference(x, params, identity)
-    y, _ = torch.ops.stc_ext.stc(x, identity, *params.flat(), name)
-    return y
+    return torch.ops.stc_ext.stc(x, identity, *params.flat(), name)[0]

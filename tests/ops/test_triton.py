@@ -106,13 +106,15 @@ def test_split_and_unsplit_reductions_agree(device, monkeypatch):
     """The two-stage reduction computes the same sums as the one-pass reduction."""
     gen = torch.Generator().manual_seed(3)
     x = random_feature_map((2, 5, 2, 11, 13), torch.float32, generator=gen).to(device)
-    dy, y = torch.randn_like(x), torch.relu(torch.randn_like(x))
+    dy = torch.randn(x.shape, generator=gen).to(device)
+    y = torch.relu(torch.randn(x.shape, generator=gen)).to(device)
     unsplit = [triton_ops.pool(x), triton_ops.backward_sums(dy, x, y)]
     monkeypatch.setattr(triton_ops, "_target_programs", lambda device: 1 << 30)
     monkeypatch.setattr(triton_ops, "_MIN_SPLIT_HW", 16)
     split = [triton_ops.pool(x), triton_ops.backward_sums(dy, x, y)]
     for a, b in zip(unsplit, split, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+        # Only the summation order differs: fp32 rounding of 143-term sums.
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.skipif(triton_ops is None, reason="triton is not installed")
