@@ -8,10 +8,10 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 TORCH_SPEC ?= torch==2.13.0
 CONSTRAINTS := $(VENV)/constraints.txt
-DEPS := "numpy" "ninja" "pybind11" "pytest>=8" "pytest-benchmark>=4" "av>=12" "pillow" "ruff" "triton>=3.2"
+DEPS := "numpy" "ninja" "pybind11" "pytest>=8" "pytest-benchmark>=4" "av>=18" "pillow" "ruff" "triton>=3.4" "tqdm" "pyyaml" "matplotlib"
 PYTEST_ARGS ?=
 
-.PHONY: setup test bench lint clean
+.PHONY: setup test bench demo lint clean
 
 setup: $(VENV)/.built
 
@@ -20,7 +20,7 @@ $(CONSTRAINTS):
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install $(TORCH_SPEC)
 	$(PY) -c "import torch; print('torch==' + torch.__version__)" > $@
 
-$(VENV)/.deps: $(CONSTRAINTS)
+$(VENV)/.deps: $(CONSTRAINTS) Makefile
 	$(PIP) install -c $(CONSTRAINTS) $(DEPS)
 	touch $@
 
@@ -36,6 +36,16 @@ test: setup
 bench: setup
 	$(PY) -m pytest bench --benchmark-columns=median,iqr,rounds --benchmark-sort=name \
 		--benchmark-json=bench/results/latest.json $(PYTEST_ARGS)
+
+# The main job, on the CPU in a few minutes: write the synthetic dataset, train a small
+# STC-ResNet on it (python/configs/demo.yaml), evaluate it with the paper's test protocol.
+DEMO_DIR ?= runs/demo
+demo: setup
+	$(PY) -m stc_ext synth --out $(DEMO_DIR)/data --size 64 --frames 64 --workers 2 --force
+	$(PY) -m stc_ext train --config python/configs/demo.yaml --root $(DEMO_DIR)/data \
+		--out-dir $(DEMO_DIR)/train --overwrite
+	$(PY) -m stc_ext evaluate --checkpoint $(DEMO_DIR)/train/best.pt --threads 1 \
+		--out $(DEMO_DIR)/eval.json
 
 lint: setup
 	$(PY) -m ruff check stc_ext tests bench python

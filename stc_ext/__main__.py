@@ -1,0 +1,5 @@
+"""``python -m stc_ext``: the ``stc`` command."""
+
+from stc_ext.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,203 @@
+"""Checkpoints: atomic writes, loading, RNG state capture, and initialising from weights.
+
+A training checkpoint is a dict of plain types and tensors (loadable with
+``torch.load(weights_only=True)``)::
+
+    format      CHECKPOINT_FORMAT
+    model       the unwrapped model's state_dict (no ``module.``/``_orig_mod.`` prefixes)
+    optimizer, scheduler, scaler          their state_dicts (scaler: None without fp16)
+    epoch       epochs completed, or the epoch in progress when ``batches_done`` > 0
+    batches_done  micro-batches of that epoch already consumed (mid-epoch stop)
+    step        optimiser steps taken in the whole run
+    progress    the interrupted epoch's running sums (loss, correct, clips)
+    rng         one entry per rank: torch, CUDA, numpy and python ``random`` states
+    config      the resolved ``TrainConfig`` as a dict
+    classes     class names; history: one metrics dict per finished epoch; best: the best
+                epoch's metrics
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import ConfigError
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "atomic_save",
+    "atomic_write_text",
+    "capture_rng_state",
+    "load_checkpoint",
+    "load_init_weights",
+    "restore_rng_state",
+]
+
+logger = logging.getLogger("stc_ext.train")
+
+CHECKPOINT_FORMAT = "stc_ext.train/1"
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, write: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # A half-written temporary file must never be mistaken for a checkpoint.
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file in the same folder, then rename it over ``path``.
+
+    A reader (or a crash) sees either the old file or the complete new one, never a part.
+    """
+    return _atomic_write(Path(path), lambda f: torch.save(obj, f))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write text atomically (same scheme as ``atomic_save``)."""
+    return _atomic_write(Path(path), lambda f: f.write(text.encode("utf-8")))
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a training checkpoint on the CPU (``weights_only=True``) and check its format."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt/foreign files
+        raise ConfigError(f"{path}: cannot be read as a checkpoint: {exc}") from exc
+    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
+        raise ConfigError(
+            f"{path}: not a stc_ext training checkpoint (format {CHECKPOINT_FORMAT!r}); use "
+            "--init to start from other weights"
+        )
+    return obj
+
+
+# ---------------------------------------------------------------------------- RNG state
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """This process's torch (CPU and CUDA), numpy and python ``random`` states, as plain types."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": random.getstate(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Inverse of ``capture_rng_state``."""
+    torch.set_rng_state(state["torch"])
+    np_state = state["numpy"]
+    np.random.set_state((np_state["kind"], np_state["keys"].numpy().astype(np.uint32),
+                         np_state["pos"], np_state["has_gauss"], np_state["cached_gaussian"]))
+    python = state["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
+    cuda = state.get("cuda") or []
+    if cuda and torch.cuda.is_available():
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+        else:
+            logger.warning("checkpoint holds %d CUDA RNG states for %d devices; not restored",
+                           len(cuda), torch.cuda.device_count())
+
+
+# ---------------------------------------------------------------------------- --init
+
+
+def load_init_weights(
+    model: nn.Module, path: str | os.PathLike, frames: int, strict: bool = True
+) -> dict[str, list[str]]:
+    """Initialise ``model`` from the weights in ``path`` (any checkpoint with a state_dict).
+
+    Accepts this package's training checkpoints, bare state_dicts, kenshohara/3D-ResNets files
+    and other ``{"state_dict"|"model": ...}`` containers (``module.``/``_orig_mod.`` prefixes
+    stripped). The classifier (``fc.``) is left freshly initialised when its shape differs
+    (another class count); STC blocks stay fresh when the source has none (a plain 3D ResNet).
+
+    Returns:
+        ``{"loaded": [...], "reinitialised": [...], "kept_fresh": [...]}`` (model keys).
+
+    Raises:
+        ConfigError: the file is missing, or other keys are missing/mis-shaped (``strict``);
+            the message names the frame count when the checkpoint records a different one.
+    """
+    from ..models.checkpoint import match_state_dict, read_state_dict
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--init: checkpoint not found: {path}")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+        state, _ = read_state_dict(raw)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise ConfigError(f"--init: {path}: cannot read weights: {exc}") from exc
+    source_frames = None
+    if isinstance(raw, dict) and isinstance(raw.get("config"), dict):
+        source_frames = raw["config"].get("frames")
+    own = model.state_dict()
+    ignore = tuple(
+        k for k in ("fc.weight", "fc.bias")
+        if k in own and k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    )
+    source_has_stc = any(".stc." in k for k in state)
+    loadable, report = match_state_dict(
+        model, state, fresh=lambda k: ".stc." in k and not source_has_stc, ignore=ignore
+    )
+    if not report.ok and strict:
+        hint = ""
+        if source_frames is not None and source_frames != frames:
+            hint = (f"\nthe checkpoint was trained with frames={source_frames} but this run uses "
+                    f"frames={frames}; STC blocks are sized for the clip length")
+        raise ConfigError(f"--init {path}: the weights do not match the model:\n"
+                          f"{report.problems()}{hint}")
+    with torch.no_grad():
+        for key, value in loadable.items():
+            own[key].copy_(value)
+    if ignore:
+        logger.info("--init: classifier re-initialised (checkpoint fc %s, model fc %s)",
+                    tuple(state["fc.weight"].shape), tuple(own["fc.weight"].shape))
+    if report.kept_fresh:
+        logger.info("--init: %d STC tensors kept fresh (the checkpoint has no STC blocks)",
+                    len(report.kept_fresh))
+    return {"loaded": report.loaded, "reinitialised": list(report.ignored),
+            "kept_fresh": report.kept_fresh}

@@ -1,0 +1,394 @@
+"""Run configurations: ``TrainConfig`` and ``EvalConfig``, config files, and flag generation.
+
+Every field is a flag of ``stc train`` / ``stc evaluate`` (``--micro-batch-size`` for
+``micro_batch_size``) and a key of a config file (YAML or JSON, dashes or underscores). The
+value a run uses is resolved, lowest priority first, from: the field's default (the paper's
+protocol, §4.2), the config saved in the checkpoint being resumed, the ``--config`` file, and
+the flags given on the command line. The resolved config is saved as ``config.json`` next to
+the run's checkpoints; JSON is also valid YAML, so either loader reads it back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = [
+    "AMP_MODES",
+    "DATASETS",
+    "OPTIMIZERS",
+    "SCHEDULERS",
+    "ConfigError",
+    "EvalConfig",
+    "TrainConfig",
+    "add_config_flags",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config_file",
+    "save_config",
+]
+
+DATASETS = ("ucf101", "hmdb51", "kinetics", "list", "synthetic")
+SCHEDULERS = ("plateau", "step", "cosine", "none")
+OPTIMIZERS = ("sgd", "adamw")
+AMP_MODES = ("none", "bf16", "fp16")
+BRANCHES = ("stc", "tcb", "scb")
+
+
+class ConfigError(ValueError):
+    """A run is misconfigured; raised before any training or evaluation starts."""
+
+
+def _f(default: Any, help: str, choices: Sequence[Any] | None = None, **extra: Any) -> Any:
+    metadata = {"help": help, **extra}
+    if choices is not None:
+        metadata["choices"] = tuple(choices)
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``train`` needs; defaults follow the paper (§4.2) where it says something."""
+
+    # ------------------------------------------------------------------ data
+    dataset: str = _f("ucf101", "annotation format", DATASETS, group="data")
+    root: str | None = _f(
+        None, "video root (UCF101/HMDB51/Kinetics: the class folders; list: the folder paths "
+        "are relative to; synthetic: the folder `stc synth --out` wrote)", group="data")
+    annotations: str | None = _f(
+        None, "UCF101/HMDB51: the split folder (classInd.txt, trainlist01.txt, ...); "
+        "Kinetics: the training CSV; list: the training list; synthetic: ROOT/splits by default",
+        group="data")
+    val_annotations: str | None = _f(
+        None, "Kinetics: the validation CSV; list: the validation list (UCF101/HMDB51 validate "
+        "on the split's test list)", group="data")
+    val_root: str | None = _f(None, "video root of the validation set (default: ROOT)",
+                              group="data")
+    split: int = _f(1, "UCF101/HMDB51 split", (1, 2, 3), group="data")
+    frames: int = _f(16, "frames per clip (16/32/64 in the paper)", group="data")
+    stride: int = _f(2, "temporal stride between sampled frames (Table 6; best 2)", group="data")
+    size: int = _f(112, "crop side in pixels (112 in the paper)", group="data")
+    short_side: int = _f(122, "frames are resized so their short side is this (122)",
+                         group="data")
+    workers: int = _f(4, "data-loading worker processes per rank", group="data")
+    strict_data: bool = _f(False, "fail on an undecodable or missing video instead of "
+                           "skipping it", group="data")
+    # ------------------------------------------------------------------ model
+    model: str = _f("stc_resnet3d_101", "registered model name (stc_ext.models.list_models())",
+                    group="model")
+    branches: str = _f("stc", "STC branches (Table 5): both, TCB only or SCB only", BRANCHES,
+                       group="model")
+    reduction: int = _f(4, "STC bottleneck reduction r", group="model")
+    backend: str = _f("auto", "STC kernel backend (auto, reference, cpu, cuda, triton)",
+                      group="model")
+    widths: list[int] | None = _f(None, "stage base widths, e.g. 16,32,64,128 for a small "
+                                  "model (default: 64,128,256,512)", group="model")
+    shortcut: str | None = _f(None, "residual shortcut type (default: A for basic blocks, "
+                              "B for bottlenecks)", ("A", "B"), group="model")
+    dropout: float = _f(0.0, "dropout before the classifier", group="model")
+    init: str | None = _f(None, "initialise weights from this checkpoint (Kinetics "
+                          "pre-training, a transferred or inflated init); the classifier is "
+                          "re-initialised when the class count differs", group="model")
+    # ------------------------------------------------------------------ optimisation
+    epochs: int = _f(200, "training epochs", group="optimisation")
+    batch_size: int = _f(128, "effective batch over all ranks (128 in the paper); reached by "
+                         "gradient accumulation", group="optimisation")
+    micro_batch_size: int | None = _f(
+        None, "clips per forward pass on each rank (default: batch-size / world size); "
+        "accumulation steps = batch-size / (world size * micro-batch-size)",
+        group="optimisation")
+    optimizer: str = _f("sgd", "SGD (the paper's) or AdamW (betas 0.9, 0.999)", OPTIMIZERS,
+                        group="optimisation")
+    lr: float = _f(0.1, "initial learning rate", group="optimisation")
+    momentum: float = _f(0.9, "SGD momentum", group="optimisation")
+    nesterov: bool = _f(True, "SGD Nesterov momentum", group="optimisation")
+    weight_decay: float = _f(1e-4, "weight decay", group="optimisation")
+    scheduler: str = _f("plateau", "learning-rate schedule: divide by 1/lr-factor when the "
+                        "validation loss plateaus, every lr-step epochs, cosine, or constant",
+                        SCHEDULERS, group="optimisation")
+    lr_factor: float = _f(0.1, "multiplier applied at each decay (plateau/step)",
+                          group="optimisation")
+    patience: int = _f(10, "plateau: epochs without improvement before a decay",
+                       group="optimisation")
+    lr_step: int = _f(30, "step: epochs between decays", group="optimisation")
+    min_lr: float = _f(0.0, "lower bound of the learning rate (plateau, cosine)",
+                       group="optimisation")
+    label_smoothing: float = _f(0.0, "cross-entropy label smoothing", group="optimisation")
+    grad_clip: float | None = _f(None, "clip the gradient norm to this", group="optimisation")
+    # ------------------------------------------------------------------ speed and precision
+    amp: str = _f("none", "automatic mixed precision", AMP_MODES, group="speed")
+    compile: bool = _f(False, "torch.compile the model", group="speed")
+    channels_last: bool = _f(False, "channels_last_3d memory format for weights and clips",
+                             group="speed")
+    sync_bn: bool = _f(False, "SyncBatchNorm across ranks (GPU only)", group="speed")
+    device: str = _f("auto", "cpu, cuda, cuda:N or auto (cuda:LOCAL_RANK if available)",
+                     group="speed")
+    deterministic: bool = _f(False, "torch.use_deterministic_algorithms (needed for exact "
+                             "resume on GPU)", group="speed")
+    threads: int | None = _f(None, "CPU threads per rank for torch (default: torch's choice; "
+                             "1 avoids oversubscription on a busy or small machine)",
+                             group="speed")
+    seed: int = _f(0, "random seed (weights, sampling order, augmentation)", group="run")
+    # ------------------------------------------------------------------ run
+    out_dir: str = _f("runs/stc", "where checkpoints, config.json and metrics go",
+                      group="run")
+    resume: str | None = _f(None, "resume from this checkpoint (e.g. OUT_DIR/last.pt)",
+                            group="run")
+    overwrite: bool = _f(False, "start afresh in an OUT_DIR that already holds a run",
+                         group="run")
+    val_every: int = _f(1, "validate every N epochs (0: never; the plateau schedule then "
+                        "watches the training loss)", group="run")
+    progress: bool = _f(True, "progress bars (rank 0)", group="run")
+    tensorboard: bool = _f(True, "write TensorBoard scalars if tensorboard is installed",
+                           group="run")
+
+
+@dataclass
+class EvalConfig:
+    """Everything ``evaluate`` needs; unset data/clip options come from the checkpoint."""
+
+    checkpoint: str | None = _f(
+        None, "checkpoint to evaluate; '{split}' in the path is replaced by each split "
+        "(one model per split, as the paper reports UCF101/HMDB51)", group="model")
+    dataset: str | None = _f(None, "annotation format (default: the checkpoint's)", DATASETS,
+                             group="data")
+    root: str | None = _f(None, "video root (default: the checkpoint's)", group="data")
+    annotations: str | None = _f(None, "split folder / CSV / list (default: the "
+                                 "checkpoint's; for Kinetics and lists, the checkpoint's "
+                                 "validation annotations)", group="data")
+    splits: list[int] = _f([1], "splits to evaluate, e.g. 1,2,3; the report averages them",
+                           group="data")
+    subset: str = _f("test", "UCF101/HMDB51/synthetic subset to evaluate", ("train", "test"),
+                     group="data")
+    frames: int | None = _f(None, "frames per clip (must match the checkpoint)", group="data")
+    stride: int | None = _f(None, "temporal stride (default: the checkpoint's)", group="data")
+    size: int | None = _f(None, "centre-crop side (default: the checkpoint's)", group="data")
+    short_side: int | None = _f(None, "resize short side (default: the checkpoint's)",
+                                group="data")
+    drop_last_partial: bool = _f(False, "drop a video's last clip when it would need loop "
+                                 "padding", group="data")
+    workers: int = _f(2, "data-loading worker processes per rank", group="data")
+    strict_data: bool = _f(False, "fail on an undecodable video instead of skipping it",
+                           group="data")
+    model: str | None = _f(None, "model name, for checkpoints that do not record it",
+                           group="model")
+    backend: str | None = _f(None, "STC kernel backend (default: the checkpoint's)",
+                             group="model")
+    batch_size: int = _f(4, "videos decoded per batch", group="speed")
+    clip_batch: int = _f(32, "at most this many clips per forward pass", group="speed")
+    amp: str = _f("none", "automatic mixed precision", AMP_MODES, group="speed")
+    channels_last: bool = _f(False, "channels_last_3d memory format", group="speed")
+    device: str = _f("auto", "cpu, cuda, cuda:N or auto", group="speed")
+    threads: int | None = _f(None, "CPU threads per rank for torch (default: torch's choice)",
+                             group="speed")
+    out: str | None = _f(None, "report JSON path (default: next to the checkpoint); the "
+                         "confusion-matrix PNGs go beside it", group="run")
+    progress: bool = _f(True, "progress bars (rank 0)", group="run")
+
+
+C = TypeVar("C", TrainConfig, EvalConfig)
+
+
+# ---------------------------------------------------------------------------- conversion
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _base_type(annotation: Any) -> tuple[Any, bool]:
+    """(the non-None type, whether None is allowed) of a field annotation."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0], True
+    return annotation, False
+
+
+def _coerce(name: str, value: Any, annotation: Any, where: str) -> Any:
+    base, optional = _base_type(annotation)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{where}: {name} must not be empty")
+    if typing.get_origin(base) is list:
+        if isinstance(value, str):
+            value = [v for v in value.replace(" ", "").split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: {name} must be a list, got {value!r}")
+        try:
+            return [int(v) for v in value]
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{where}: {name} must be a list of integers, got {value!r}") from None
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{where}: {name} must be true or false, got {value!r}")
+    if base is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ConfigError(f"{where}: {name} must be an integer, got {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{where}: {name} must be an integer, got {value!r}") from None
+    if base is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: {name} must be a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: {name} must be a number, got {value!r}") from None
+    if base is str:
+        if isinstance(value, Path):
+            return str(value)
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: {name} must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config field type {annotation!r}")  # a bug, not user input
+
+
+def _normalise_keys(values: Mapping[str, Any], cls: type, where: str) -> dict[str, Any]:
+    names = [f.name for f in dataclasses.fields(cls)]
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        name = str(key).replace("-", "_")
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{where}: unknown option {key!r}{hint}")
+        out[name] = value
+    return out
+
+
+def config_from_dict(cls: type[C], values: Mapping[str, Any], where: str = "config") -> C:
+    """Build ``cls`` from a mapping of field names (dashes allowed); unknown keys are errors.
+
+    Values are converted to each field's type (``"16,32"`` -> ``[16, 32]``, ``"true"`` ->
+    True); choices are checked. Missing keys take their defaults.
+    """
+    values = _normalise_keys(values, cls, where)
+    hints = _field_types(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        value = _coerce(f.name, values[f.name], hints[f.name], where)
+        choices = f.metadata.get("choices")
+        if choices is not None and value is not None and value not in choices:
+            raise ConfigError(
+                f"{where}: {f.name} must be one of {', '.join(map(str, choices))}, got {value!r}"
+            )
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def config_to_dict(config: TrainConfig | EvalConfig) -> dict[str, Any]:
+    """The config as a JSON-ready dict (field order)."""
+    return dataclasses.asdict(config)
+
+
+def merge(cls: type[C], *layers: Mapping[str, Any], where: str = "config") -> C:
+    """Defaults overridden by each mapping in turn (later wins)."""
+    combined: dict[str, Any] = {}
+    for layer in layers:
+        combined.update(_normalise_keys(layer, cls, where))
+    return config_from_dict(cls, combined, where)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML (``.yaml``/``.yml``, needs PyYAML) or JSON config file into a dict.
+
+    Keys are not checked here (``config_from_dict`` does, naming the unknown ones).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ConfigError(
+                f"{path}: reading YAML needs PyYAML (pip install pyyaml), or use a JSON file"
+            ) from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not valid JSON: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of option: value, got {type(data).__name__}")
+    return data
+
+
+def save_config(config: TrainConfig | EvalConfig, path: str | Path) -> Path:
+    """Write the config as JSON (readable by ``load_config_file``); returns the path."""
+    from .checkpoint import atomic_write_text
+
+    path = Path(path)
+    atomic_write_text(path, json.dumps(config_to_dict(config), indent=2) + "\n")
+    return path
+
+
+# ---------------------------------------------------------------------------- argparse
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    """Add one flag per field of ``cls`` to ``parser``, grouped, all defaulting to "not given".
+
+    Parsed namespaces hold only the flags the user gave (``argparse.SUPPRESS``), so a config
+    file or a resumed checkpoint supplies the rest. Booleans get ``--x/--no-x``; lists take
+    comma-separated integers.
+    """
+    hints = _field_types(cls)
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for f in dataclasses.fields(cls):
+        group_name = f.metadata.get("group", "options")
+        if group_name not in groups:
+            groups[group_name] = parser.add_argument_group(group_name)
+        group = groups[group_name]
+        base, _ = _base_type(hints[f.name])
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        help_text = f"{f.metadata.get('help', '')} (default: {shown})"
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS,
+                                  "help": help_text.replace("%", "%%")}
+        if base is bool:
+            group.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, **kwargs)
+            continue
+        if typing.get_origin(base) is list:
+            kwargs["metavar"] = "N,N,..."
+        else:
+            kwargs["type"] = base
+        if "choices" in f.metadata:
+            kwargs["choices"] = f.metadata["choices"]
+        group.add_argument(_flag(f.name), **kwargs)
+
+
+def given_options(namespace: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The fields of ``cls`` present in a namespace parsed with ``add_config_flags``."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in vars(namespace).items() if k in names}

@@ -1,0 +1,107 @@
+"""Human-readable tables of a training run and of an evaluation (returned as text)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .evaluate import EvalResult
+from .trainer import TrainResult
+
+__all__ = ["format_eval_table", "format_table", "format_train_summary"]
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain-text table with a rule under the header; numbers right-aligned."""
+    cells = [[str(h) for h in header]] + [["" if v is None else str(v) for v in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    numeric = [all(_is_number(r[i]) for r in rows if r[i] not in (None, "")) for i in
+               range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if n else c.ljust(w)
+                         for c, w, n in zip(row, widths, numeric, strict=True)).rstrip()
+
+    out = [line(cells[0]), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in cells[1:]]
+    return "\n".join(out)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, (int, float)):
+        return True
+    try:
+        float(str(value).rstrip("%"))
+    except ValueError:
+        return False
+    return True
+
+
+def _pct(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{100 * value:.1f}%"
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def format_train_summary(result: TrainResult, max_rows: int = 20) -> str:
+    """Per-epoch table (the last ``max_rows`` epochs), the best epoch and where files went."""
+    cfg = result.config
+    history = result.history
+    shown = history[-max_rows:]
+    rows = [
+        [r["epoch"], _num(r["train_loss"]), _pct(r["train_top1"]), _num(r["val_loss"]),
+         _pct(r["val_top1"]), _pct(r["val_top5"]), f"{r['lr']:.3g}", f"{r['seconds']:.0f}",
+         f"{r['clips_per_s']:.1f}"]
+        for r in shown
+    ]
+    parts = [
+        f"{cfg.model} on {cfg.dataset} split {cfg.split}: {len(result.classes)} classes, "
+        f"{cfg.frames} frames x stride {cfg.stride}, {cfg.size}px; batch {cfg.batch_size} = "
+        f"{result.world_size} rank(s) x {result.micro_batch_size} x {result.accumulation} "
+        f"accumulation; amp {cfg.amp}",
+    ]
+    if len(history) > len(shown):
+        parts.append(f"(last {len(shown)} of {len(history)} epochs)")
+    parts.append(format_table(
+        ["epoch", "train loss", "train top-1", "val loss", "val top-1", "val top-5", "lr",
+         "time s", "clips/s"], rows))
+    if result.best is not None:
+        best = result.best
+        parts.append(f"best epoch {best['epoch']}: val top-1 {_pct(best['val_top1'])}, "
+                     f"val loss {_num(best['val_loss'])} (centre clip per video)")
+    status = "INTERRUPTED" if result.interrupted else "finished"
+    parts.append(f"{status}: {result.epochs_done}/{cfg.epochs} epochs, {result.steps} steps, "
+                 f"{result.seconds:.0f} s")
+    files = [("last", result.last_checkpoint), ("best", result.best_checkpoint),
+             ("curves", result.curves_png)]
+    parts.append("  ".join(f"{name}: {path}" for name, path in files if path is not None))
+    return "\n".join(parts)
+
+
+def format_eval_table(result: EvalResult) -> str:
+    """One row per split (and their average): top-1, top-5, mean class accuracy, counts."""
+    rows = [
+        [s.split, _pct(s.top1), _pct(s.top5), _pct(s.mean_class_accuracy), s.num_videos,
+         s.num_clips, len(s.skipped)]
+        for s in result.splits
+    ]
+    if len(result.splits) > 1:
+        avg = result.average
+        rows.append(["mean", _pct(avg["top1"]), _pct(avg["top5"]),
+                     _pct(avg["mean_class_accuracy"]), "", "", ""])
+    chance = 1.0 / max(1, len(result.classes))
+    p = result.protocol
+    head = (f"{result.dataset} ({result.subset}), {len(result.classes)} classes (chance "
+            f"{_pct(chance)}); {p['frames']} frames x stride {p['stride']}, non-overlapping "
+            f"clips, {p['size']}px centre crop, softmax averaged per video")
+    table = format_table(["split", "top-1", "top-5", "mean class", "videos", "clips",
+                          "skipped"], rows)
+    tail = f"report: {result.report_path}" if result.report_path else ""
+    return "\n".join(x for x in (head, table, tail) if x)
