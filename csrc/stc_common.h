@@ -5,6 +5,9 @@
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
+#include <optional>
+#include <tuple>
+
 namespace stc_ext {
 
 // Memory layouts the kernels index directly. Anything else is made NCTHW-contiguous.
@@ -60,6 +63,89 @@ inline void check_statistic(const at::Tensor& s, const char* name, at::IntArrayR
               " inputs, got ", s.scalar_type());
   TORCH_CHECK(s.device() == x.device(), "stc_ext: ", name, " must be on ", x.device(), ", got ",
               s.device());
+}
+
+// The arguments of each op, checked and in the layout the kernels index (shared by the
+// CPU and CUDA glue; on CUDA call these inside the device guard, they may copy).
+struct FeatureMapArgs {  // pool
+  Dims d;
+  Layout layout;
+  at::Tensor x;
+};
+
+inline FeatureMapArgs prepare_pool(const at::Tensor& x) {
+  const Dims d = check_feature_map(x, "x");
+  const Layout layout = layout_of(x);
+  return {d, layout, in_layout(x, layout)};
+}
+
+struct RescaleArgs {
+  Dims d;
+  Layout layout;
+  at::Tensor x, g, identity;  // identity undefined when absent
+};
+
+inline RescaleArgs prepare_rescale(const at::Tensor& x, const at::Tensor& g,
+                                   const std::optional<at::Tensor>& identity) {
+  const Dims d = check_feature_map(x, "x");
+  check_statistic(g, "g", {d.N, d.C}, x);
+  const Layout layout = layout_of(x);
+  RescaleArgs args{d, layout, in_layout(x, layout), g.contiguous(), {}};
+  if (identity) {
+    check_same_as(*identity, "identity", x);
+    args.identity = in_layout(*identity, layout);
+  }
+  return args;
+}
+
+struct BackwardSumsArgs {
+  Dims d;
+  Layout layout;
+  at::Tensor grad_y, x, y;  // y undefined in the plain form
+};
+
+inline BackwardSumsArgs prepare_backward_sums(const at::Tensor& grad_y, const at::Tensor& x,
+                                              const std::optional<at::Tensor>& y) {
+  const Dims d = check_feature_map(x, "x");
+  check_same_as(grad_y, "grad_y", x);
+  const Layout layout = layout_of(x);
+  BackwardSumsArgs args{d, layout, in_layout(grad_y, layout), in_layout(x, layout), {}};
+  if (y) {
+    check_same_as(*y, "y", x);
+    args.y = in_layout(*y, layout);
+  }
+  return args;
+}
+
+struct BackwardInputArgs {
+  Dims d;
+  Layout layout;
+  at::Tensor grad_y, g, y;  // y undefined in the plain form; grad_s is left to the caller
+};
+
+inline BackwardInputArgs prepare_backward_input(const at::Tensor& grad_y, const at::Tensor& g,
+                                                const at::Tensor& grad_s,
+                                                const std::optional<at::Tensor>& y) {
+  const Dims d = check_feature_map(grad_y, "grad_y");
+  check_statistic(g, "g", {d.N, d.C}, grad_y);
+  check_statistic(grad_s, "grad_s", {d.N, d.C, d.T}, grad_y);
+  const Layout layout = layout_of(grad_y);
+  BackwardInputArgs args{d, layout, in_layout(grad_y, layout), g.contiguous(), {}};
+  if (y) {
+    check_same_as(*y, "y", grad_y);
+    args.y = in_layout(*y, layout);
+  }
+  return args;
+}
+
+// Outputs of rescale_backward_input: grad_x and grad_identity (empty in the plain form).
+inline std::tuple<at::Tensor, at::Tensor> empty_input_grads(const BackwardInputArgs& a) {
+  return {at::empty_like(a.grad_y),
+          a.y.defined() ? at::empty_like(a.grad_y) : at::empty({0}, a.grad_y.options())};
+}
+
+inline at::Tensor empty_statistic(const at::Tensor& x, const Dims& d) {
+  return at::empty({d.N, d.C, d.T}, x.options().dtype(accumulate_type(x.scalar_type())));
 }
 
 }  // namespace stc_ext

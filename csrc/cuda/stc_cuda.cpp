@@ -91,11 +91,12 @@ at::Tensor reduction_workspace(const kernels::Problem& problem, const at::Tensor
 void* data_or_null(at::Tensor& t) { return t.numel() > 0 ? t.mutable_data_ptr() : nullptr; }
 
 at::Tensor pool_cuda(const at::Tensor& x_in) {
-  const Dims d = check_feature_map(x_in, "x");
   const c10::cuda::OptionalCUDAGuard guard(x_in.device());
-  const Layout layout = layout_of(x_in);
-  const at::Tensor x = in_layout(x_in, layout);
-  at::Tensor s = at::empty({d.N, d.C, d.T}, x.options().dtype(accumulate_type(x.scalar_type())));
+  const FeatureMapArgs a = prepare_pool(x_in);
+  const Dims& d = a.d;
+  const Layout layout = a.layout;
+  const at::Tensor& x = a.x;
+  at::Tensor s = empty_statistic(x, d);
   const kernels::Problem problem = problem_of(d, layout);
   const kernels::Device device = current_device();
   at::Tensor workspace = reduction_workspace(problem, x, device);
@@ -111,17 +112,11 @@ at::Tensor pool_cuda(const at::Tensor& x_in) {
 
 at::Tensor rescale_cuda(const at::Tensor& x_in, const at::Tensor& g_in,
                         const std::optional<at::Tensor>& identity_in) {
-  const Dims d = check_feature_map(x_in, "x");
-  check_statistic(g_in, "g", {d.N, d.C}, x_in);
   const c10::cuda::OptionalCUDAGuard guard(x_in.device());
-  const Layout layout = layout_of(x_in);
-  const at::Tensor x = in_layout(x_in, layout);
-  const at::Tensor g = g_in.contiguous();
-  at::Tensor identity;
-  if (identity_in) {
-    check_same_as(*identity_in, "identity", x_in);
-    identity = in_layout(*identity_in, layout);
-  }
+  const RescaleArgs a = prepare_rescale(x_in, g_in, identity_in);
+  const Dims& d = a.d;
+  const Layout layout = a.layout;
+  const at::Tensor &x = a.x, &g = a.g, &identity = a.identity;
   at::Tensor y = at::empty_like(x);
   const kernels::Problem problem = problem_of(d, layout);
   const kernels::Device device = current_device();
@@ -138,18 +133,12 @@ at::Tensor rescale_cuda(const at::Tensor& x_in, const at::Tensor& g_in,
 
 at::Tensor rescale_backward_sums_cuda(const at::Tensor& grad_y_in, const at::Tensor& x_in,
                                       const std::optional<at::Tensor>& y_in) {
-  const Dims d = check_feature_map(x_in, "x");
-  check_same_as(grad_y_in, "grad_y", x_in);
   const c10::cuda::OptionalCUDAGuard guard(x_in.device());
-  const Layout layout = layout_of(x_in);
-  const at::Tensor x = in_layout(x_in, layout);
-  const at::Tensor grad_y = in_layout(grad_y_in, layout);
-  at::Tensor y;
-  if (y_in) {
-    check_same_as(*y_in, "y", x_in);
-    y = in_layout(*y_in, layout);
-  }
-  at::Tensor r = at::empty({d.N, d.C, d.T}, x.options().dtype(accumulate_type(x.scalar_type())));
+  const BackwardSumsArgs a = prepare_backward_sums(grad_y_in, x_in, y_in);
+  const Dims& d = a.d;
+  const Layout layout = a.layout;
+  const at::Tensor &grad_y = a.grad_y, &x = a.x, &y = a.y;
+  at::Tensor r = empty_statistic(x, d);
   const kernels::Problem problem = problem_of(d, layout);
   const kernels::Device device = current_device();
   at::Tensor workspace = reduction_workspace(problem, x, device);
@@ -167,24 +156,16 @@ at::Tensor rescale_backward_sums_cuda(const at::Tensor& grad_y_in, const at::Ten
 std::tuple<at::Tensor, at::Tensor> rescale_backward_input_cuda(
     const at::Tensor& grad_y_in, const at::Tensor& g_in, const at::Tensor& grad_s_in,
     const std::optional<at::Tensor>& y_in) {
-  const Dims d = check_feature_map(grad_y_in, "grad_y");
-  check_statistic(g_in, "g", {d.N, d.C}, grad_y_in);
-  check_statistic(grad_s_in, "grad_s", {d.N, d.C, d.T}, grad_y_in);
   const c10::cuda::OptionalCUDAGuard guard(grad_y_in.device());
-  const Layout layout = layout_of(grad_y_in);
-  const at::Tensor grad_y = in_layout(grad_y_in, layout);
-  const at::Tensor g = g_in.contiguous();
+  const BackwardInputArgs a = prepare_backward_input(grad_y_in, g_in, grad_s_in, y_in);
+  const Dims& d = a.d;
+  const Layout layout = a.layout;
+  const at::Tensor &grad_y = a.grad_y, &g = a.g, &y = a.y;
   // The kernels read grad_s in the order they visit it: (N, C, T) or, for NTHWC, (N, T, C).
   const at::Tensor grad_s = layout == Layout::kNCTHW ? grad_s_in.contiguous()
                                                      : grad_s_in.transpose(1, 2).contiguous();
-  at::Tensor y;
-  if (y_in) {
-    check_same_as(*y_in, "y", grad_y_in);
-    y = in_layout(*y_in, layout);
-  }
-  at::Tensor grad_x = at::empty_like(grad_y);
-  at::Tensor grad_identity =
-      y.defined() ? at::empty_like(grad_y) : at::empty({0}, grad_y.options());
+  at::Tensor grad_x, grad_identity;
+  std::tie(grad_x, grad_identity) = empty_input_grads(a);
   const kernels::Problem problem = problem_of(d, layout);
   const kernels::Device device = current_device();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_y.scalar_type(), "stc_grad_input_cuda", [&] {
