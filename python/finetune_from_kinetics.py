@@ -15,11 +15,10 @@ HMDB51).
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
 
-from recipe_common import CONFIGS, Command, base_parser, report, run, stc
+from recipe_common import Command, base_parser, report, run, stc, train_run
 
 
 def plan(args) -> list[Command]:
@@ -28,22 +27,16 @@ def plan(args) -> list[Command]:
     init = args.kinetics_checkpoint
     if init is None:
         kinetics = Path(args.out) / f"kinetics_{args.model}"
-        resume = ["--resume", str(kinetics / "last.pt")] if (kinetics / "last.pt").exists() \
-            else []
-        commands.append(stc(
-            "train", "--config", str(CONFIGS / "kinetics.yaml"), "--root", args.kinetics_root,
+        commands.append(train_run(
+            args, "kinetics.yaml", kinetics, "--root", args.kinetics_root,
             "--annotations", args.kinetics_train_csv, "--val-root", args.kinetics_val_root,
-            "--val-annotations", args.kinetics_val_csv, "--model", args.model,
-            "--out-dir", str(kinetics), *resume, *shlex.split(args.extra), nproc=args.nproc))
+            "--val-annotations", args.kinetics_val_csv, "--model", args.model))
         init = str(kinetics / "best.pt")
     for split in args.splits:
-        run_dir = out / f"split{split}"
-        resume = ["--resume", str(run_dir / "last.pt")] if (run_dir / "last.pt").exists() else []
-        commands.append(stc(
-            "train", "--config", str(CONFIGS / "finetune.yaml"), "--dataset", args.dataset,
+        commands.append(train_run(
+            args, "finetune.yaml", out / f"split{split}", "--dataset", args.dataset,
             "--root", args.root, "--annotations", args.annotations, "--split", str(split),
-            "--model", args.model, "--init", init, "--out-dir", str(run_dir), *resume,
-            *shlex.split(args.extra), nproc=args.nproc))
+            "--model", args.model, "--init", init))
     commands.append(stc("evaluate", "--checkpoint", str(out / "split{split}" / "best.pt"),
                         "--splits", ",".join(map(str, args.splits)), "--out",
                         str(out / "eval.json")))

@@ -39,6 +39,26 @@ def stc(*args: str, nproc: int = 1) -> Command:
     return [sys.executable, "-m", "stc_ext", *args]
 
 
+def train_run(args: argparse.Namespace, config: str, run_dir: Path, *flags: str) -> Command:
+    """``stc train`` with python/configs/CONFIG and ``flags``, writing to ``run_dir``; it
+    resumes from ``run_dir/last.pt`` when a previous attempt left one, and takes the
+    recipe's ``--extra`` flags and ``--nproc``."""
+    resume = ["--resume", str(run_dir / "last.pt")] if (run_dir / "last.pt").exists() else []
+    return stc("train", "--config", str(CONFIGS / config), *flags, "--out-dir", str(run_dir),
+               *resume, *shlex.split(args.extra), nproc=args.nproc)
+
+
+def ucf101_split1_runs(args: argparse.Namespace, run_dir: Path, *flags: str) -> list[Command]:
+    """Train from scratch on UCF101 split 1 with ``flags`` (the paper's ablation set-up),
+    then evaluate the best checkpoint with the test protocol into run_dir/eval.json."""
+    train = train_run(args, "ucf101_scratch.yaml", run_dir, "--root", args.root,
+                      "--annotations", args.annotations, "--split", "1", "--model", args.model,
+                      *flags)
+    evaluate = stc("evaluate", "--checkpoint", str(run_dir / "best.pt"), "--out",
+                   str(run_dir / "eval.json"))
+    return [train, evaluate]
+
+
 def stc_args(command: Command) -> list[str]:
     """The arguments after ``-m stc_ext`` (for checking a planned command)."""
     return command[command.index("stc_ext") + 1:]

@@ -9,11 +9,10 @@ test protocol and prints our numbers next to the paper's (46.1 / 47.2 / 47.9%).
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
 
-from recipe_common import CONFIGS, Command, base_parser, print_comparison, report, run, stc
+from recipe_common import Command, base_parser, print_comparison, report, run, ucf101_split1_runs
 
 PAPER = {"scb": 46.1, "tcb": 47.2, "stc": 47.9}
 NAMES = {"scb": "SCB", "tcb": "TCB", "stc": "TCB + SCB"}
@@ -23,15 +22,7 @@ def plan(args) -> list[Command]:
     out = Path(args.out) / "table5"
     commands = []
     for branches in PAPER:
-        run_dir = out / branches
-        resume = ["--resume", str(run_dir / "last.pt")] if (run_dir / "last.pt").exists() else []
-        commands.append(stc(
-            "train", "--config", str(CONFIGS / "ucf101_scratch.yaml"), "--root", args.root,
-            "--annotations", args.annotations, "--split", "1", "--model", args.model,
-            "--branches", branches, "--out-dir", str(run_dir), *resume,
-            *shlex.split(args.extra), nproc=args.nproc))
-        commands.append(stc("evaluate", "--checkpoint", str(run_dir / "best.pt"), "--out",
-                            str(run_dir / "eval.json")))
+        commands += ucf101_split1_runs(args, out / branches, "--branches", branches)
     return commands
 
 

@@ -9,11 +9,17 @@ otherwise), evaluates each at the same stride, and prints our numbers next to th
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
 
-from recipe_common import CONFIGS, Command, base_parser, print_comparison, report, run, stc
+from recipe_common import (
+    Command,
+    base_parser,
+    print_comparison,
+    report,
+    run,
+    ucf101_split1_runs,
+)
 
 PAPER = {1: 44.6, 2: 47.9, 4: 46.8, 16: 40.3}
 
@@ -22,16 +28,8 @@ def plan(args) -> list[Command]:
     out = Path(args.out) / "table6"
     commands = []
     for stride in args.strides:
-        run_dir = out / f"stride{stride}"
-        resume = ["--resume", str(run_dir / "last.pt")] if (run_dir / "last.pt").exists() else []
-        commands.append(stc(
-            "train", "--config", str(CONFIGS / "ucf101_scratch.yaml"), "--root", args.root,
-            "--annotations", args.annotations, "--split", "1", "--model", args.model,
-            "--stride", str(stride), "--out-dir", str(run_dir), *resume,
-            *shlex.split(args.extra), nproc=args.nproc))
         # The checkpoint's stride is the default: training and testing use the same one.
-        commands.append(stc("evaluate", "--checkpoint", str(run_dir / "best.pt"), "--out",
-                            str(run_dir / "eval.json")))
+        commands += ucf101_split1_runs(args, out / f"stride{stride}", "--stride", str(stride))
     return commands
 
 

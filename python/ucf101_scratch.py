@@ -11,22 +11,19 @@ reports split 1 for STC-ResNet18/50/101 (42.8/46.2/47.9%). A split that already 
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
 
-from recipe_common import CONFIGS, Command, base_parser, print_comparison, report, run, stc
+from recipe_common import Command, base_parser, print_comparison, report, run, stc, train_run
 
 PAPER_TABLE3 = {"resnet3d_101": 46.7, "stc_resnet3d_18": 42.8, "stc_resnet3d_50": 46.2,
                 "stc_resnet3d_101": 47.9}
 
 
 def train_command(args, split: int, out_dir: Path, *more: str) -> Command:
-    resume = ["--resume", str(out_dir / "last.pt")] if (out_dir / "last.pt").exists() else []
-    return stc("train", "--config", str(CONFIGS / "ucf101_scratch.yaml"), "--dataset",
-               args.dataset, "--root", args.root, "--annotations", args.annotations, "--split",
-               str(split), "--model", args.model, "--frames", str(args.frames), "--out-dir",
-               str(out_dir), *more, *resume, *shlex.split(args.extra), nproc=args.nproc)
+    return train_run(args, "ucf101_scratch.yaml", out_dir, "--dataset", args.dataset,
+                     "--root", args.root, "--annotations", args.annotations, "--split",
+                     str(split), "--model", args.model, "--frames", str(args.frames), *more)
 
 
 def plan(args) -> list[Command]:
