@@ -1,6 +1,9 @@
-"""Run configurations: ``TrainConfig`` and ``EvalConfig``, config files, and flag generation.
+"""Run configurations: ``RunConfig``, ``TrainConfig``, ``EvalConfig``, config files, flags.
 
-Every field is a flag of ``stc train`` / ``stc evaluate`` (``--micro-batch-size`` for
+``RunConfig`` holds what every training run shares (clips, network, optimisation, speed, run
+bookkeeping); ``TrainConfig`` adds the labelled dataset (``stc train``) and
+:class:`stc_ext.transfer.TransferConfig` the unlabeled videos and the 2D teacher
+(``stc transfer``). Every field is a flag of its command (``--micro-batch-size`` for
 ``micro_batch_size``) and a key of a config file (YAML or JSON, dashes or underscores). The
 value a run uses is resolved, lowest priority first, from: the field's default (the paper's
 protocol, §4.2), the config saved in the checkpoint being resumed, the ``--config`` file, and
@@ -28,6 +31,7 @@ __all__ = [
     "SCHEDULERS",
     "ConfigError",
     "EvalConfig",
+    "RunConfig",
     "TrainConfig",
     "add_config_flags",
     "config_from_dict",
@@ -57,24 +61,11 @@ def _f(default: Any, help: str, choices: Sequence[Any] | None = None, **extra: A
 
 
 @dataclass
-class TrainConfig:
-    """Everything ``train`` needs; defaults follow the paper (§4.2) where it says something."""
+class RunConfig:
+    """What every training run shares (``stc train`` and ``stc transfer``): clips, the 3D
+    network, optimisation, speed and run bookkeeping. Defaults follow the paper (§4.2)."""
 
     # ------------------------------------------------------------------ data
-    dataset: str = _f("ucf101", "annotation format", DATASETS, group="data")
-    root: str | None = _f(
-        None, "video root (UCF101/HMDB51/Kinetics: the class folders; list: the folder paths "
-        "are relative to; synthetic: the folder `stc synth --out` wrote)", group="data")
-    annotations: str | None = _f(
-        None, "UCF101/HMDB51: the split folder (classInd.txt, trainlist01.txt, ...); "
-        "Kinetics: the training CSV; list: the training list; synthetic: ROOT/splits by default",
-        group="data")
-    val_annotations: str | None = _f(
-        None, "Kinetics: the validation CSV; list: the validation list (UCF101/HMDB51 validate "
-        "on the split's test list)", group="data")
-    val_root: str | None = _f(None, "video root of the validation set (default: ROOT)",
-                              group="data")
-    split: int = _f(1, "UCF101/HMDB51 split", (1, 2, 3), group="data")
     frames: int = _f(16, "frames per clip (16/32/64 in the paper)", group="data")
     stride: int = _f(2, "temporal stride between sampled frames (Table 6; best 2)", group="data")
     size: int = _f(112, "crop side in pixels (112 in the paper)", group="data")
@@ -96,9 +87,6 @@ class TrainConfig:
     shortcut: str | None = _f(None, "residual shortcut type (default: A for basic blocks, "
                               "B for bottlenecks)", ("A", "B"), group="model")
     dropout: float = _f(0.0, "dropout before the classifier", group="model")
-    init: str | None = _f(None, "initialise weights from this checkpoint (Kinetics "
-                          "pre-training, a transferred or inflated init); the classifier is "
-                          "re-initialised when the class count differs", group="model")
     # ------------------------------------------------------------------ optimisation
     epochs: int = _f(200, "training epochs", group="optimisation")
     batch_size: int = _f(128, "effective batch over all ranks (128 in the paper); reached by "
@@ -154,6 +142,31 @@ class TrainConfig:
 
 
 @dataclass
+class TrainConfig(RunConfig):
+    """Everything ``train`` needs: a :class:`RunConfig` plus the labelled dataset and an
+    optional initialisation."""
+
+    dataset: str = _f("ucf101", "annotation format", DATASETS, group="data")
+    root: str | None = _f(
+        None, "video root (UCF101/HMDB51/Kinetics: the class folders; list: the folder paths "
+        "are relative to; synthetic: the folder `stc synth --out` wrote)", group="data")
+    annotations: str | None = _f(
+        None, "UCF101/HMDB51: the split folder (classInd.txt, trainlist01.txt, ...); "
+        "Kinetics: the training CSV; list: the training list; synthetic: ROOT/splits by default",
+        group="data")
+    val_annotations: str | None = _f(
+        None, "Kinetics: the validation CSV; list: the validation list (UCF101/HMDB51 validate "
+        "on the split's test list)", group="data")
+    val_root: str | None = _f(None, "video root of the validation set (default: ROOT)",
+                              group="data")
+    split: int = _f(1, "UCF101/HMDB51 split", (1, 2, 3), group="data")
+    init: str | None = _f(None, "initialise weights from this checkpoint (Kinetics "
+                          "pre-training, `stc transfer`'s student.pt, an inflated init); the "
+                          "classifier is re-initialised when the class count differs or the "
+                          "file has none", group="model")
+
+
+@dataclass
 class EvalConfig:
     """Everything ``evaluate`` needs; unset data/clip options come from the checkpoint."""
 
@@ -196,7 +209,7 @@ class EvalConfig:
     progress: bool = _f(True, "progress bars (rank 0)", group="run")
 
 
-C = TypeVar("C", TrainConfig, EvalConfig)
+C = TypeVar("C")
 
 
 # ---------------------------------------------------------------------------- conversion
@@ -295,7 +308,7 @@ def config_from_dict(cls: type[C], values: Mapping[str, Any], where: str = "conf
     return cls(**kwargs)
 
 
-def config_to_dict(config: TrainConfig | EvalConfig) -> dict[str, Any]:
+def config_to_dict(config: Any) -> dict[str, Any]:
     """The config as a JSON-ready dict (field order)."""
     return dataclasses.asdict(config)
 
@@ -340,7 +353,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def save_config(config: TrainConfig | EvalConfig, path: str | Path) -> Path:
+def save_config(config: Any, path: str | Path) -> Path:
     """Write the config as JSON (readable by ``load_config_file``); returns the path."""
     from .checkpoint import atomic_write_text
 

@@ -43,7 +43,14 @@ from .checkpoint import (
     load_init_weights,
     restore_rng_state,
 )
-from .config import ConfigError, TrainConfig, config_from_dict, config_to_dict, save_config
+from .config import (
+    ConfigError,
+    RunConfig,
+    TrainConfig,
+    config_from_dict,
+    config_to_dict,
+    save_config,
+)
 from .data import (
     ResumableSampler,
     SeededDataset,
@@ -55,7 +62,7 @@ from .data import (
 from .metrics import ClipMeter
 from .records import MetricLog, progress_bar
 
-__all__ = ["TrainResult", "Trainer", "build_model", "train"]
+__all__ = ["TrainResult", "Trainer", "build_model", "resolve_config", "train"]
 
 logger = logging.getLogger("stc_ext.train")
 
@@ -72,10 +79,10 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 @dataclass
 class TrainResult:
-    """What a ``train`` call did (the same on every rank)."""
+    """What a ``train`` (or ``transfer``) call did (the same on every rank)."""
 
     out_dir: Path
-    config: TrainConfig
+    config: RunConfig
     classes: list[str]
     history: list[dict[str, Any]]
     best: dict[str, Any] | None
@@ -90,6 +97,8 @@ class TrainResult:
     best_checkpoint: Path | None = None
     curves_png: Path | None = None
     init_report: dict[str, list[str]] | None = field(default=None, repr=False)
+    task: str = "classify"  # or "transfer" (stc_ext.transfer)
+    exported: Path | None = None  # transfer: the student initialisation (student.pt)
 
 
 # ---------------------------------------------------------------------------- model
@@ -125,8 +134,8 @@ def check_model_name(name: str) -> None:
                           f"{', '.join(known)})")
 
 
-def _check_static(cfg: TrainConfig) -> None:
-    """Checks that need neither files nor devices."""
+def _check_static(cfg: RunConfig) -> None:
+    """Checks of the shared fields that need neither files nor devices."""
     check_model_name(cfg.model)
     positive = {"frames": cfg.frames, "stride": cfg.stride, "size": cfg.size,
                 "short_side": cfg.short_side, "epochs": cfg.epochs,
@@ -157,22 +166,20 @@ def _check_static(cfg: TrainConfig) -> None:
                           f"stc_ model (e.g. stc_{cfg.model})")
     if cfg.widths is not None and (len(cfg.widths) != 4 or min(cfg.widths) < 1):
         raise ConfigError(f"--widths needs 4 positive integers, got {cfg.widths}")
-    if cfg.dataset in ("kinetics", "list") and cfg.val_every and not cfg.val_annotations:
-        raise ConfigError(f"--dataset {cfg.dataset} validates on --val-annotations; give it "
-                          "or pass --val-every 0")
 
 
-def _check_resume(saved: Mapping[str, Any], cfg: TrainConfig, mid_epoch: bool,
-                  world_size: int, saved_world: int, micro: int, saved_micro: int) -> None:
-    defaults = config_to_dict(TrainConfig())
+def _check_resume(saved: Mapping[str, Any], cfg: RunConfig, mid_epoch: bool,
+                  world_size: int, saved_world: int, micro: int, saved_micro: int,
+                  model_fields: tuple[str, ...], schedule_fields: tuple[str, ...]) -> None:
+    defaults = config_to_dict(type(cfg)())
     saved = {**defaults, **saved}  # keys a checkpoint lacks had their default then
-    changed = [f for f in MODEL_FIELDS if saved[f] != getattr(cfg, f)]
+    changed = [f for f in model_fields if saved[f] != getattr(cfg, f)]
     if changed:
         details = ", ".join(f"{f}: checkpoint {saved[f]!r} vs now {getattr(cfg, f)!r}"
                             for f in changed)
         raise ConfigError(f"--resume {cfg.resume}: the checkpoint was made for another model "
                           f"or optimiser ({details}); drop those flags to resume it as it was")
-    schedule = [f for f in SCHEDULE_FIELDS if saved[f] != getattr(cfg, f)]
+    schedule = [f for f in schedule_fields if saved[f] != getattr(cfg, f)]
     if world_size != saved_world:
         schedule.append(f"world size {saved_world} -> {world_size}")
     if micro != saved_micro:
@@ -240,13 +247,26 @@ def _seed_everything(seed: int) -> None:
 class Trainer:
     """One training run. ``setup()`` validates and builds everything; ``fit()`` trains.
 
+    This class trains a classifier on a labelled dataset (``stc train``). The task-specific
+    parts are methods a subclass overrides (``stc_ext.transfer.TransferTrainer`` does):
+    ``_check_task``, ``_build_data``, ``_create_model``, ``_unpack``, ``_dummy_batch``,
+    ``_model_state``, ``_export`` and ``_describe_data``; everything else (batch arithmetic,
+    AMP, DDP, signals, checkpoints, exact resume, logs) is shared.
+
     Args:
         config: the resolved configuration.
         on_step: called as ``on_step(trainer, epoch, step)`` after each optimiser step (on
             every rank); ``trainer.request_stop()`` from it stops like a Ctrl-C.
     """
 
-    def __init__(self, config: TrainConfig,
+    #: Written into checkpoints; a checkpoint of another task cannot be resumed.
+    task = "classify"
+    #: Config fields a checkpoint cannot be resumed under other values of.
+    model_fields: tuple[str, ...] = MODEL_FIELDS
+    #: Config fields that decide which samples each step sees.
+    schedule_fields: tuple[str, ...] = SCHEDULE_FIELDS
+
+    def __init__(self, config: RunConfig,
                  on_step: Callable[[Trainer, int, int], None] | None = None) -> None:
         self.config = config
         self.on_step = on_step
@@ -286,14 +306,19 @@ class Trainer:
             raise ConfigError(f"{self.out_dir} already holds a run (last.pt); pass --resume "
                               f"{self.out_dir / 'last.pt'} to continue it or --overwrite to "
                               "start afresh")
-        if cfg.init is not None and not Path(cfg.init).is_file():
-            raise ConfigError(f"--init: checkpoint not found: {cfg.init}")
+        self._check_task()
         checkpoint = None
         if cfg.resume is not None:
             checkpoint = load_checkpoint(cfg.resume)
+            made_by = checkpoint.get("task", "classify")
+            if made_by != self.task:
+                raise ConfigError(f"--resume {cfg.resume}: the checkpoint is of a {made_by!r} "
+                                  f"run, not {self.task!r} (stc train resumes classify runs, "
+                                  "stc transfer resumes transfer runs)")
             _check_resume(checkpoint["config"], cfg, checkpoint["batches_done"] > 0, world,
                           int(checkpoint.get("world_size", 1)), self.micro,
-                          int(checkpoint.get("micro_batch_size", self.micro)))
+                          int(checkpoint.get("micro_batch_size", self.micro)),
+                          self.model_fields, self.schedule_fields)
         self._build_data(info)
         self._build_model(info.device, checkpoint)
         self._build_optimisation(info.device, checkpoint)
@@ -341,8 +366,25 @@ class Trainer:
         if device.type == "cuda" and cfg.amp == "bf16" and not torch.cuda.is_bf16_supported():
             raise ConfigError("--amp bf16: this GPU does not support bfloat16; use fp16")
 
+    # -------------------------------------------------------------- the task
+    def _check_task(self) -> None:
+        """Task-specific checks of the config and its paths, before anything is built."""
+        cfg = self.config
+        if cfg.dataset in ("kinetics", "list") and cfg.val_every and not cfg.val_annotations:
+            raise ConfigError(f"--dataset {cfg.dataset} validates on --val-annotations; give it "
+                              "or pass --val-every 0")
+        if cfg.init is not None and not Path(cfg.init).is_file():
+            raise ConfigError(f"--init: checkpoint not found: {cfg.init}")
+
+    def _describe_data(self) -> str:
+        """What the run trains on, for the start-of-run log line."""
+        return f"{len(self.train_sampler.dataset)} videos, {len(self.classes)} classes"
+
     def _build_data(self, info: tdist.DistInfo) -> None:
-        """Read the annotations (checking every listed file) and make the loaders."""
+        """Read the annotations (checking every listed file) and make the loaders.
+
+        Sets ``classes``, ``train_sampler`` (a :class:`ResumableSampler`), ``train_loader``
+        and ``val_loader`` (None without validation)."""
         cfg = self.config
         train_ann = read_annotation(cfg.dataset, cfg.root, cfg.annotations, cfg.split, "train")
         if not train_ann.classes:
@@ -376,9 +418,9 @@ class Trainer:
                                           ShardSampler(len(val_ds), info.rank, info.world_size),
                                           min(cfg.workers, 2), pin, cfg.seed)
 
-    def _build_model(self, device: torch.device, checkpoint: Mapping[str, Any] | None) -> None:
+    def _create_model(self, checkpoint: Mapping[str, Any] | None) -> nn.Module:
+        """The network on the CPU, with the checkpoint's (or ``--init``) weights loaded."""
         cfg = self.config
-        _seed_everything(cfg.seed)
         model = build_model(config_to_dict(cfg), len(self.classes))
         if checkpoint is not None:
             if list(checkpoint["classes"]) != self.classes:
@@ -390,6 +432,30 @@ class Trainer:
                 logger.info("--init ignored: resuming from %s", cfg.resume)
         elif cfg.init is not None:
             self.init_report = load_init_weights(model, cfg.init, cfg.frames)
+        return model
+
+    def _model_state(self) -> dict[str, torch.Tensor]:
+        """The weights a checkpoint holds (``_create_model`` loads them back)."""
+        return self.model.state_dict()
+
+    def _unpack(self, batch: Any) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """A loader batch -> (the model's inputs, the labels), on the CPU."""
+        return (batch.clips,), batch.labels
+
+    def _dummy_batch(self) -> Any:
+        """A one-sample batch of the right shapes, for a rank whose micro-batch was empty."""
+        cfg = self.config
+        return ClipBatch(torch.zeros(1, 3, cfg.frames, cfg.size, cfg.size),
+                         torch.zeros(1, dtype=torch.int64))
+
+    def _export(self, state: Mapping[str, Any]) -> None:
+        """Called on rank 0 after each checkpoint is written (transfer writes its init)."""
+
+    # -------------------------------------------------------------- building
+    def _build_model(self, device: torch.device, checkpoint: Mapping[str, Any] | None) -> None:
+        cfg = self.config
+        _seed_everything(cfg.seed)
+        model = self._create_model(checkpoint)
         model.to(device)
         if cfg.channels_last:
             model.to(memory_format=torch.channels_last_3d)
@@ -400,12 +466,13 @@ class Trainer:
     def _build_optimisation(self, device: torch.device,
                             checkpoint: Mapping[str, Any] | None) -> None:
         cfg = self.config
+        params = [p for p in self.model.parameters() if p.requires_grad]  # not frozen ones
         if cfg.optimizer == "adamw":
             self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
-                self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+                params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         else:
             self.optimizer = torch.optim.SGD(
-                self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                params, lr=cfg.lr, momentum=cfg.momentum,
                 nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
         self.scheduler = self._make_scheduler()
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
@@ -488,7 +555,8 @@ class Trainer:
         rng = tdist.all_gather_objects(capture_rng_state())
         return {
             "format": CHECKPOINT_FORMAT,
-            "model": self.model.state_dict(),
+            "task": self.task,
+            "model": self._model_state(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
@@ -517,6 +585,7 @@ class Trainer:
             atomic_save(state, self.out_dir / "last.pt")
             if best:
                 atomic_save(state, self.out_dir / "best.pt")
+            self._export(state)
         tdist.barrier()
 
     # -------------------------------------------------------------- steps
@@ -527,14 +596,18 @@ class Trainer:
         flag = torch.tensor([1.0 if self.signals.requested else 0.0], device=self.dist.device)
         return bool(tdist.all_reduce_(flag, op="max").item() > 0)
 
-    def _to_device(self, clips: torch.Tensor, labels: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _to_device(self, batch: Any) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """(inputs, labels) of a batch on the run's device (5-D inputs channels-last if set)."""
         assert self.dist is not None
         device = self.dist.device
-        clips = clips.to(device, non_blocking=True)
-        if self.config.channels_last:
-            clips = clips.contiguous(memory_format=torch.channels_last_3d)
-        return clips, labels.to(device, non_blocking=True)
+        inputs, labels = self._unpack(batch)
+        moved = []
+        for tensor in inputs:
+            tensor = tensor.to(device, non_blocking=True)
+            if self.config.channels_last and tensor.dim() == 5:
+                tensor = tensor.contiguous(memory_format=torch.channels_last_3d)
+            moved.append(tensor)
+        return tuple(moved), labels.to(device, non_blocking=True)
 
     def _autocast(self) -> Any:
         assert self.dist is not None
@@ -542,8 +615,7 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.dist.device.type, dtype=self.amp_dtype)
 
-    def _micro_step(self, batch: ClipBatch | None, sync: bool, meter: ClipMeter) -> None:
-        cfg = self.config
+    def _micro_step(self, batch: Any, sync: bool, meter: ClipMeter) -> None:
         weight = 1.0
         if batch is None:
             # Every video of this micro-batch was undecodable. Alone, skip it; under DDP the
@@ -551,13 +623,12 @@ class Trainer:
             if self.ddp is None:
                 return
             weight = 0.0
-            batch = ClipBatch(torch.zeros(1, 3, cfg.frames, cfg.size, cfg.size),
-                              torch.zeros(1, dtype=torch.int64))
-        clips, labels = self._to_device(batch.clips, batch.labels)
+            batch = self._dummy_batch()
+        inputs, labels = self._to_device(batch)
         no_sync = self.ddp.no_sync() if (self.ddp is not None and not sync) else None
         with no_sync or contextlib.nullcontext():
             with self._autocast():
-                logits = self.forward_model(clips)
+                logits = self.forward_model(*inputs)
             logits = logits.float()
             loss = self.criterion(logits, labels)
             self.scaler.scale(loss * (weight / self.accum)).backward()
@@ -572,7 +643,7 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
 
-    def _batches(self) -> Iterator[ClipBatch | None]:
+    def _batches(self) -> Iterator[Any]:
         for batch, _skipped in self.train_loader:
             yield batch
 
@@ -611,7 +682,8 @@ class Trainer:
 
     @torch.inference_mode()
     def validate(self) -> dict[str, float]:
-        """Loss and top-1/top-5 on the validation set's centre clips (one per video)."""
+        """Loss and top-1/top-5 on the validation set (classify: the centre clip of each
+        video; transfer: the fixed held-out pairs)."""
         assert self.dist is not None and self.val_loader is not None
         self.model.eval()
         meter = ClipMeter(self.dist.device)
@@ -619,9 +691,9 @@ class Trainer:
             if batch is None:
                 continue
             assert not isinstance(batch, VideoBatch)
-            clips, labels = self._to_device(batch.clips, batch.labels)
+            inputs, labels = self._to_device(batch)
             with self._autocast():
-                logits = self.model(clips)
+                logits = self.model(*inputs)
             logits = logits.float()
             meter.update(self.criterion(logits, labels), logits, labels)
         self.model.train()
@@ -637,11 +709,11 @@ class Trainer:
             if info.is_main else None
         interrupted = False
         if info.is_main:
-            logger.info("training %s on %d videos, %d classes: %d epochs x %d steps, batch %d = "
+            logger.info("training %s on %s: %d epochs x %d steps, batch %d = "
                         "%d rank(s) x %d clips x %d accumulation, on %s",
-                        cfg.model, len(self.train_sampler.dataset), len(self.classes),
-                        cfg.epochs, self.train_sampler.steps_per_epoch, cfg.batch_size,
-                        info.world_size, self.micro, self.accum, info.device)
+                        cfg.model, self._describe_data(), cfg.epochs,
+                        self.train_sampler.steps_per_epoch, cfg.batch_size, info.world_size,
+                        self.micro, self.accum, info.device)
         try:
             with self.signals:
                 while self.epoch < cfg.epochs:
@@ -669,7 +741,11 @@ class Trainer:
             accumulation=self.accum, micro_batch_size=self.micro,
             last_checkpoint=last if last.exists() else None,
             best_checkpoint=best if best.exists() else None, curves_png=curves,
-            init_report=self.init_report)
+            init_report=self.init_report, task=self.task, exported=self._exported_path())
+
+    def _exported_path(self) -> Path | None:
+        """Where ``_export`` writes (None when the task exports nothing)."""
+        return None
 
     def _run_epoch(self, log: MetricLog | None) -> bool:
         assert self.dist is not None
@@ -737,11 +813,13 @@ class Trainer:
         return row["val_loss"] < self.best["val_loss"]
 
 
-def resolve_train_config(options: Mapping[str, Any] | None = None,
-                         config_file: str | os.PathLike | None = None) -> TrainConfig:
-    """Defaults < the resumed checkpoint's config < ``config_file`` < ``options``.
+def resolve_config(cls: type[RunConfig], options: Mapping[str, Any] | None = None,
+                   config_file: str | os.PathLike | None = None, task: str = "classify",
+                   where: str = "train config") -> Any:
+    """A ``cls`` from defaults < the resumed checkpoint's config < ``config_file`` < ``options``.
 
-    ``options`` are explicitly given settings (e.g. parsed command-line flags).
+    ``options`` are explicitly given settings (e.g. parsed command-line flags); a resumed
+    checkpoint must be of ``task``.
     """
     from .config import load_config_file, merge
 
@@ -750,13 +828,19 @@ def resolve_train_config(options: Mapping[str, Any] | None = None,
     resume = options.get("resume", from_file.get("resume"))
     layers: list[Mapping[str, Any]] = []
     if resume:
-        saved = _peek_config(resume)
+        saved = _peek_config(resume, task)
         layers.append({k: v for k, v in saved.items() if k not in ("resume", "overwrite")})
     layers += [from_file, options]
-    return merge(TrainConfig, *layers, where="train config")
+    return merge(cls, *layers, where=where)
 
 
-def _peek_config(path: str | os.PathLike) -> dict[str, Any]:
+def resolve_train_config(options: Mapping[str, Any] | None = None,
+                         config_file: str | os.PathLike | None = None) -> TrainConfig:
+    """``resolve_config`` for ``stc train``: defaults < checkpoint < file < ``options``."""
+    return resolve_config(TrainConfig, options, config_file)
+
+
+def _peek_config(path: str | os.PathLike, task: str) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"--resume: checkpoint not found: {path}")
@@ -766,6 +850,11 @@ def _peek_config(path: str | os.PathLike) -> dict[str, Any]:
         raise ConfigError(f"--resume {path}: cannot be read as a checkpoint: {exc}") from exc
     if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"--resume {path}: not a stc_ext training checkpoint")
+    made_by = obj.get("task", "classify")
+    if made_by != task:
+        raise ConfigError(f"--resume {path}: the checkpoint is of a {made_by!r} run, not "
+                          f"{task!r} (stc train resumes classify runs, stc transfer resumes "
+                          "transfer runs)")
     return dict(obj["config"])
 
 
