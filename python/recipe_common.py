@@ -39,12 +39,13 @@ def stc(*args: str, nproc: int = 1) -> Command:
     return [sys.executable, "-m", "stc_ext", *args]
 
 
-def train_run(args: argparse.Namespace, config: str, run_dir: Path, *flags: str) -> Command:
-    """``stc train`` with python/configs/CONFIG and ``flags``, writing to ``run_dir``; it
-    resumes from ``run_dir/last.pt`` when a previous attempt left one, and takes the
-    recipe's ``--extra`` flags and ``--nproc``."""
+def train_run(args: argparse.Namespace, config: str, run_dir: Path, *flags: str,
+              command: str = "train") -> Command:
+    """``stc COMMAND`` (``train`` or ``transfer``) with python/configs/CONFIG and ``flags``,
+    writing to ``run_dir``; it resumes from ``run_dir/last.pt`` when a previous attempt left
+    one, and takes the recipe's ``--extra`` flags and ``--nproc``."""
     resume = ["--resume", str(run_dir / "last.pt")] if (run_dir / "last.pt").exists() else []
-    return stc("train", "--config", str(CONFIGS / config), *flags, "--out-dir", str(run_dir),
+    return stc(command, "--config", str(CONFIGS / config), *flags, "--out-dir", str(run_dir),
                *resume, *shlex.split(args.extra), nproc=args.nproc)
 
 

@@ -1,8 +1,8 @@
 """The ``stc`` command: parses flags, calls the library, reports on the console.
 
 Subcommands register themselves in :data:`COMMANDS` (a function adding a subparser whose
-``func`` default runs it and returns an exit code); add ``train``/``evaluate``/``transfer`` the
-same way as ``synth``.
+``func`` default runs it and returns an exit code). ``train``, ``transfer`` and ``evaluate``
+take their flags from config dataclasses (:func:`_add_config_command`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -99,11 +100,42 @@ def _console_logging() -> Iterator[None]:
         logger.setLevel(previous_level)
 
 
-def _add_train(subparsers: argparse._SubParsersAction) -> None:
-    from stc_ext.train.config import TrainConfig, add_config_flags
+def _add_config_command(subparsers: argparse._SubParsersAction, name: str, config_cls: type,
+                        run: Callable[[argparse.Namespace], int], help: str,
+                        description: str) -> None:
+    """A subcommand whose flags are the fields of ``config_cls`` (plus ``--config FILE``)."""
+    from stc_ext.train.config import add_config_flags
 
-    p = subparsers.add_parser(
-        "train",
+    p = subparsers.add_parser(name, help=help, description=description)
+    p.add_argument("--config", default=None,
+                   help="YAML or JSON file of options (keys as the flags); flags override it")
+    add_config_flags(p, config_cls)
+    p.set_defaults(func=run)
+
+
+def _run_training(args: argparse.Namespace, config_cls: type, resolve: Callable[..., Any],
+                  run: Callable[[Any], Any]) -> int:
+    """Resolve the config, run it under console logging, print the summary (rank 0)."""
+    from stc_ext import train as stc_train
+
+    config = resolve(stc_train.given_options(args, config_cls), args.config)
+    with _console_logging():
+        try:
+            result = run(config)
+        except KeyboardInterrupt:
+            print(f"stc {args.command}: aborted; the last saved checkpoint is unchanged",
+                  file=sys.stderr)
+            return 130
+    if _rank() == 0:
+        print(stc_train.format_train_summary(result))
+    return 130 if result.interrupted else 0
+
+
+def _add_train(subparsers: argparse._SubParsersAction) -> None:
+    from stc_ext.train.config import TrainConfig
+
+    _add_config_command(
+        subparsers, "train", TrainConfig, _run_train,
         help="train or fine-tune a model (paper protocol by default; DDP under torchrun)",
         description=(
             "Train any registered model on UCF101, HMDB51, Kinetics, a list file or the "
@@ -114,33 +146,46 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
             "continues exactly. Multi-process: torchrun --nproc_per_node=K -m stc_ext train ..."
         ),
     )
-    p.add_argument("--config", default=None,
-                   help="YAML or JSON file of options (keys as the flags); flags override it")
-    add_config_flags(p, TrainConfig)
-    p.set_defaults(func=_run_train)
 
 
 def _run_train(args: argparse.Namespace) -> int:
     from stc_ext import train as stc_train
 
-    options = stc_train.given_options(args, stc_train.TrainConfig)
-    config = stc_train.resolve_train_config(options, args.config)
-    with _console_logging():
-        try:
-            result = stc_train.train(config)
-        except KeyboardInterrupt:
-            print("stc train: aborted; the last saved checkpoint is unchanged", file=sys.stderr)
-            return 130
-    if _rank() == 0:
-        print(stc_train.format_train_summary(result))
-    return 130 if result.interrupted else 0
+    return _run_training(args, stc_train.TrainConfig, stc_train.resolve_train_config,
+                         stc_train.train)
+
+
+def _add_transfer(subparsers: argparse._SubParsersAction) -> None:
+    from stc_ext.transfer import TransferConfig
+
+    _add_config_command(
+        subparsers, "transfer", TransferConfig, _run_transfer,
+        help="2D->3D knowledge transfer on unlabeled videos (paper §3.2)",
+        description=(
+            "Teach a randomly initialised 3D network (--model) with a frozen 2D ResNet "
+            "(--teacher, --teacher-weights) through an image-video correspondence task on the "
+            "unlabeled videos under --videos: do X frames and a clip come from the same time "
+            "span of the same video? Defaults follow the paper (§4.2): SGD, batch 32, weight "
+            "decay 1e-4, Nesterov 0.9, lr 0.1 divided by 10 every 30 epochs, 150 epochs. Reports "
+            "the pair accuracy on held-out videos' pairs; writes OUT_DIR/student.pt for "
+            "`stc train --init` plus everything `stc train` writes. Ctrl-C, --resume and "
+            "torchrun work as for `stc train`."
+        ),
+    )
+
+
+def _run_transfer(args: argparse.Namespace) -> int:
+    from stc_ext import transfer as stc_transfer
+
+    return _run_training(args, stc_transfer.TransferConfig,
+                         stc_transfer.resolve_transfer_config, stc_transfer.transfer)
 
 
 def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
-    from stc_ext.train.config import EvalConfig, add_config_flags
+    from stc_ext.train.config import EvalConfig
 
-    p = subparsers.add_parser(
-        "evaluate",
+    _add_config_command(
+        subparsers, "evaluate", EvalConfig, _run_evaluate,
         help="video-level accuracy by the paper's test protocol, over one or more splits",
         description=(
             "Cut each test video into non-overlapping clips, centre-crop them, average the "
@@ -150,10 +195,6 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
             "PNGs. Data options default to the checkpoint's training config."
         ),
     )
-    p.add_argument("--config", default=None,
-                   help="YAML or JSON file of options (keys as the flags); flags override it")
-    add_config_flags(p, EvalConfig)
-    p.set_defaults(func=_run_evaluate)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -172,9 +213,110 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_teacher(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "teacher",
+        help="train a small 2D ResNet teacher on a synthetic image task (no ImageNet needed)",
+        description=(
+            "Train a narrow 2D ResNet to recognise the actor's shape in single synthetic "
+            "frames (stc_ext.data.synthetic.shape_images: a different task from the video "
+            "classes, which differ only in motion) and write its weights (torchvision keys) "
+            "to OUT, for `stc transfer --teacher resnetDEPTH --teacher-weights OUT` and "
+            "`stc inflate --source OUT`. Unset options take train_shape_teacher's defaults."
+        ),
+    )
+    p.add_argument("--out", required=True, help="the teacher file to write")
+    p.add_argument("--depth", type=int, help="ResNet depth (18, 34, 50, 101, 152)")
+    p.add_argument("--widths", help="stage base widths, e.g. 16,32,64,128")
+    p.add_argument("--images", type=int, help="training images")
+    p.add_argument("--test-images", type=int, help="held-out images")
+    p.add_argument("--image-size", type=int, help="side of the rendered frames")
+    p.add_argument("--short-side", type=int, help="frames are resized to this short side")
+    p.add_argument("--crop", type=int, help="random (train) / centre (test) crop side")
+    p.add_argument("--steps", type=int, help="SGD steps")
+    p.add_argument("--batch-size", type=int, help="images per step")
+    p.add_argument("--lr", type=float, help="initial learning rate (cosine schedule)")
+    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="progress bar")
+    p.set_defaults(func=_run_teacher)
+
+
+def _run_teacher(args: argparse.Namespace) -> int:
+    import torch
+
+    from stc_ext.transfer import train_shape_teacher
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    names = ("depth", "images", "test_images", "image_size", "short_side", "crop", "steps",
+             "batch_size", "lr", "seed")
+    options = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    if args.widths is not None:
+        options["widths"] = [int(w) for w in args.widths.split(",")]
+    with _console_logging():
+        result = train_shape_teacher(args.out, progress=args.progress, **options)
+    print(f"teacher resnet{result.depth} (widths {','.join(map(str, result.widths))}): "
+          f"shape accuracy {100 * result.train_accuracy:.1f}% train, "
+          f"{100 * result.test_accuracy:.1f}% held out, {result.steps} steps in "
+          f"{result.seconds:.0f} s\nwrote {result.path}")
+    return 0
+
+
+def _add_inflate(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "inflate",
+        help="I3D-style inflation of a 2D ResNet into a 3D one, as an --init file",
+        description=(
+            "Build --model and inflate the 2D weights of --source into it (each 2D kernel "
+            "repeated over time and divided by the temporal size; BatchNorm copied; STC blocks "
+            "and the classifier stay fresh), then write OUT for `stc train --init OUT`. The 2D "
+            "and 3D nets must have the same structure: resnet50 -> resnet3d_50 / "
+            "stc_resnet3d_50 with --shortcut B (torchvision's downsample convs) and the same "
+            "--widths. The paper's Table 7 'Inflation' baseline."
+        ),
+    )
+    p.add_argument("--source", required=True,
+                   help="2D weights: a torchvision/timm state_dict file or a `stc teacher` file")
+    p.add_argument("--model", required=True, help="3D model name, e.g. resnet3d_50")
+    p.add_argument("--out", required=True, help="the init file to write")
+    p.add_argument("--frames", type=int, default=16, help="clip length of the 3D model (16)")
+    p.add_argument("--size", type=int, default=112, help="crop side (112)")
+    p.add_argument("--widths", default=None,
+                   help="stage base widths, e.g. 16,32,64,128 (default: 64,128,256,512)")
+    p.add_argument("--shortcut", choices=("A", "B"), default="B",
+                   help="residual shortcut type (B: convs, as torchvision's; default)")
+    p.set_defaults(func=_run_inflate)
+
+
+def _run_inflate(args: argparse.Namespace) -> int:
+    from stc_ext.models import inflate_from_2d
+    from stc_ext.models.inflate import NO_COUNTERPART
+    from stc_ext.train import build_model
+    from stc_ext.train.checkpoint import atomic_save
+
+    widths = [int(w) for w in args.widths.split(",")] if args.widths else None
+    config = {"model": args.model, "frames": args.frames, "size": args.size,
+              "widths": widths, "shortcut": args.shortcut}
+    model = build_model(config, num_classes=1)
+    report = inflate_from_2d(model, args.source)
+    differ = [k for k, why in report.not_inflated.items()
+              if why != NO_COUNTERPART and not k.startswith("fc.")]
+    if differ or report.unused or not report.inflated:
+        print(f"stc inflate: error: {args.source} does not fit {args.model} (the same "
+              f"structure, --widths and --shortcut B are needed)\n{report}", file=sys.stderr)
+        return 1
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
+    atomic_save({"format": "stc_ext.inflated/1", "model": state, "config": config,
+                 "source": str(args.source)}, args.out)
+    print(f"{report}\nwrote {args.out} (for stc train --init; the classifier is fresh)")
+    return 0
+
+
 #: Functions that add one subcommand each to the ``stc`` parser.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_synth, _add_train, _add_evaluate,
+    _add_synth, _add_train, _add_evaluate, _add_teacher, _add_transfer, _add_inflate,
 ]
 
 

@@ -37,6 +37,10 @@ takes about 30 s in one process; through the full pipeline (16 frames at stride 
 on the test list after 216 steps (4 minutes) and 88% after 378 steps (chance: 10%), while the
 same network on single frames (averaged over all frames of a video) stayed at chance.
 
+:func:`shape_images` draws a different, image-level task for training a small 2D teacher: single
+frames of the same varied scenes (the actor wholly inside and large), labelled by the actor's
+shape (:data:`SHAPE_CLASSES`).
+
 Layout (read it with ``read_ucf101(out/"videos", out/"splits", split=1, subset=...)``)::
 
     out/videos/<ClassName>/v_<ClassName>_gXX_cYY.mp4
@@ -61,6 +65,7 @@ import numpy as np
 __all__ = [
     "CLASS_NAMES",
     "GENERATOR_VERSION",
+    "SHAPE_CLASSES",
     "Scene",
     "SyntheticDataset",
     "actor_states",
@@ -68,6 +73,7 @@ __all__ = [
     "mirror_class",
     "render",
     "sample_scene",
+    "shape_images",
     "write_video",
 ]
 
@@ -94,6 +100,8 @@ _DYNAMICS: dict[str, tuple[str | None, int, float]] = {
 CLASS_NAMES: tuple[str, ...] = tuple(_DYNAMICS)
 
 _SHAPES = ("ellipse", "rectangle", "triangle", "cross")
+#: The labels of :func:`shape_images`: the actor's shape.
+SHAPE_CLASSES: tuple[str, ...] = _SHAPES
 _GROWTH = math.log(2.4)  # Grow/Shrink scale by 2.4 over the whole video, whatever its length
 _SIZE_RANGE = (18.0, 26.0)  # actor half-extent (px at 128x128) at mid-growth, log-uniform
 
@@ -368,6 +376,43 @@ def render(name: str, scene: Scene, noise: bool = True) -> np.ndarray:
     canvas *= 255.0
     canvas += 0.5
     return np.clip(canvas, 0.0, 255.0, out=canvas).astype(np.uint8)
+
+
+def shape_images(count: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Single frames labelled by the actor's shape: an image task for a small 2D teacher.
+
+    Image ``i`` is one frame of a ``varied`` :func:`sample_scene` (random background colour,
+    texture, distractor, actor hue, stripes, angle and position) whose actor has the shape of
+    its label, rendered as a random video class. Unlike the videos, the actor lies wholly
+    inside the frame (no wrapping around the edges) and at the large end of its growth range:
+    with wrapped and small actors, a narrow ResNet-18 learnt next to nothing in 2000 CPU steps
+    (about 35% test accuracy against 96% here). Each image draws from its own stream
+    ``np.random.default_rng([seed, i])``; labels cycle through :data:`SHAPE_CLASSES`
+    (balanced) and are then shuffled by a stream of ``seed`` alone, so image ``i`` is the same
+    for any ``count`` that gives it the same label.
+
+    Returns:
+        ``uint8 (count, size, size, 3)`` RGB images and ``int64 (count,)`` labels, indices
+        into :data:`SHAPE_CLASSES`.
+    """
+    # size >= 32: below, the largest actors (and the distractor) may not fit the canvas
+    for name, value, low in (("count", count, 0), ("size", size, 32), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"shape_images: {name} must be an int >= {low}, got {value!r}")
+    labels = np.arange(count, dtype=np.int64) % len(SHAPE_CLASSES)
+    np.random.default_rng(seed).shuffle(labels)
+    images = np.empty((count, size, size, 3), dtype=np.uint8)
+    for i, label in enumerate(labels):
+        rng = np.random.default_rng([seed, i])
+        scene = replace(sample_scene(rng, frames=1, size=size, varied=True),
+                        shape=SHAPE_CLASSES[label], size_offset=0.5)
+        name = CLASS_NAMES[rng.integers(len(CLASS_NAMES))]
+        # 1.2 half-extents bound every shape (as in _draw), +1 px for the antialiased rim
+        margin = 1.2 * float(actor_states(name, scene)["size"][0]) + 1.0
+        scene = replace(scene, x=rng.uniform(margin, size - margin),
+                        y=rng.uniform(margin, size - margin))
+        images[i] = render(name, scene)[0]
+    return images, labels
 
 
 def _rgb_to_yuv420p(frames: np.ndarray) -> np.ndarray:

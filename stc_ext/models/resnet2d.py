@@ -8,10 +8,13 @@ is not needed.
 
 ``forward_features`` gives the pooled features of images; ``frame_features`` those of
 every frame of a clip, as the paper's knowledge transfer (§3.2) feeds frames to the 2D net.
+``widths`` makes narrower nets (same keys, smaller shapes), e.g. a teacher small enough to
+train on a CPU (:mod:`stc_ext.transfer.teacher`).
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -30,6 +33,19 @@ def _downsample(in_channels: int, out_channels: int, stride: int) -> nn.Module |
     if stride == 1 and in_channels == out_channels:
         return None
     return nn.Sequential(_conv(in_channels, out_channels, 1, stride), nn.BatchNorm2d(out_channels))
+
+
+def _check_widths(widths: Sequence[int], where: str) -> tuple[int, ...]:
+    """``widths`` as a tuple of 4 positive ints, or a ValueError naming it."""
+    try:
+        if isinstance(widths, (str, bytes)) or any(isinstance(w, bool) for w in widths):
+            raise TypeError
+        values = tuple(operator.index(w) for w in widths)
+    except TypeError:
+        values = ()
+    if len(values) != 4 or min(values) < 1:
+        raise ValueError(f"{where}: widths must be 4 positive ints, got {widths!r}")
+    return values
 
 
 class BasicBlock(nn.Module):
@@ -83,8 +99,11 @@ class ResNet2D(nn.Module):
 
     Args:
         block: ``BasicBlock`` or ``Bottleneck``.
-        layers: blocks per stage (four stages of base width 64/128/256/512, strides 1/2/2/2).
+        layers: blocks per stage (four stages, strides 1/2/2/2).
         num_classes: width of ``fc`` (1000 for ImageNet checkpoints).
+        widths: the four stages' base widths (torchvision's 64/128/256/512 by default; the
+            stem has 64 channels whatever they are, as ResNet3D's). Narrower nets make small
+            teachers that train on a CPU; their keys are torchvision's, only shapes shrink.
     """
 
     def __init__(
@@ -92,17 +111,21 @@ class ResNet2D(nn.Module):
         block: type[BasicBlock] | type[Bottleneck],
         layers: Sequence[int],
         num_classes: int = 1000,
+        *,
+        widths: Sequence[int] = (64, 128, 256, 512),
     ) -> None:
         super().__init__()
         if len(layers) != 4 or any(n < 1 for n in layers):
             raise ValueError(f"ResNet2D: layers needs 4 positive entries, got {list(layers)}")
+        self.widths = _check_widths(widths, "ResNet2D")
+        # The stem keeps 64 channels whatever the widths, as ResNet3D's does, so that a
+        # narrow 2D net inflates into the narrow 3D net of the same widths.
         self.conv1 = _conv(3, 64, 7, 2, 3)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         channels = 64
-        widths = (64, 128, 256, 512)
-        for index, (count, width) in enumerate(zip(layers, widths, strict=True), start=1):
+        for index, (count, width) in enumerate(zip(layers, self.widths, strict=True), start=1):
             blocks = []
             for i in range(count):
                 blocks.append(block(channels, width, 2 if i == 0 and index > 1 else 1))
@@ -152,12 +175,17 @@ LAYERS: dict[int, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int
 }
 
 
-def resnet2d(depth: int, num_classes: int = 1000) -> ResNet2D:
-    """2D ResNet-``depth`` (18, 34, 50, 101 or 152), randomly initialised."""
+def resnet2d(
+    depth: int, num_classes: int = 1000, *, widths: Sequence[int] = (64, 128, 256, 512)
+) -> ResNet2D:
+    """2D ResNet-``depth`` (18, 34, 50, 101 or 152), randomly initialised.
+
+    ``widths``: the four stages' base widths (see :class:`ResNet2D`).
+    """
     if depth not in LAYERS:
         raise ValueError(f"resnet2d: depth must be one of {sorted(LAYERS)}, got {depth!r}")
     block, layers = LAYERS[depth]
-    return ResNet2D(block, layers, num_classes)
+    return ResNet2D(block, layers, num_classes, widths=_check_widths(widths, "resnet2d"))
 
 
 def resnet18(num_classes: int = 1000) -> ResNet2D:

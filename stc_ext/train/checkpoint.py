@@ -149,10 +149,12 @@ def load_init_weights(
 ) -> dict[str, list[str]]:
     """Initialise ``model`` from the weights in ``path`` (any checkpoint with a state_dict).
 
-    Accepts this package's training checkpoints, bare state_dicts, kenshohara/3D-ResNets files
-    and other ``{"state_dict"|"model": ...}`` containers (``module.``/``_orig_mod.`` prefixes
+    Accepts this package's training checkpoints, ``stc transfer``'s ``student.pt`` (or its
+    ``last.pt``, whose student is taken), bare state_dicts, kenshohara/3D-ResNets files and
+    other ``{"state_dict"|"model": ...}`` containers (``module.``/``_orig_mod.`` prefixes
     stripped). The classifier (``fc.``) is left freshly initialised when its shape differs
-    (another class count); STC blocks stay fresh when the source has none (a plain 3D ResNet).
+    (another class count) or the file has none (a backbone); STC blocks stay fresh when the
+    source has none (a plain 3D ResNet).
 
     Returns:
         ``{"loaded": [...], "reinitialised": [...], "kept_fresh": [...]}`` (model keys).
@@ -168,6 +170,10 @@ def load_init_weights(
         raise ConfigError(f"--init: checkpoint not found: {path}")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(raw, dict) and raw.get("task") == "transfer":
+            from ..transfer.model import student_init_state
+
+            raw = {**raw, "model": student_init_state(raw["model"])}
         state, _ = read_state_dict(raw)
     except (ValueError, TypeError, RuntimeError) as exc:
         raise ConfigError(f"--init: {path}: cannot read weights: {exc}") from exc
@@ -180,9 +186,13 @@ def load_init_weights(
         if k in own and k in state and tuple(state[k].shape) != tuple(own[k].shape)
     )
     source_has_stc = any(".stc." in k for k in state)
-    loadable, report = match_state_dict(
-        model, state, fresh=lambda k: ".stc." in k and not source_has_stc, ignore=ignore
-    )
+    source_has_fc = any(k.startswith("fc.") for k in state)
+
+    def fresh(key: str) -> bool:
+        return (".stc." in key and not source_has_stc) or (
+            key.startswith("fc.") and not source_has_fc)
+
+    loadable, report = match_state_dict(model, state, fresh=fresh, ignore=ignore)
     if not report.ok and strict:
         hint = ""
         if source_frames is not None and source_frames != frames:
@@ -196,8 +206,11 @@ def load_init_weights(
     if ignore:
         logger.info("--init: classifier re-initialised (checkpoint fc %s, model fc %s)",
                     tuple(state["fc.weight"].shape), tuple(own["fc.weight"].shape))
-    if report.kept_fresh:
+    if not source_has_fc:
+        logger.info("--init: the checkpoint has no classifier: fc initialised fresh")
+    stc_fresh = [k for k in report.kept_fresh if ".stc." in k]
+    if stc_fresh:
         logger.info("--init: %d STC tensors kept fresh (the checkpoint has no STC blocks)",
-                    len(report.kept_fresh))
+                    len(stc_fresh))
     return {"loaded": report.loaded, "reinitialised": list(report.ignored),
             "kept_fresh": report.kept_fresh}

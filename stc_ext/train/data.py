@@ -13,7 +13,7 @@ whatever the number of loader workers:
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,8 +126,10 @@ def _ignore_sigint(_: int) -> None:
 
 
 def make_loader(dataset: Dataset, batch_size: int, sampler: Sampler, workers: int,
-                pin_memory: bool, seed: int) -> DataLoader:
-    """A DataLoader with ``collate_clips`` that never touches the global RNG.
+                pin_memory: bool, seed: int, collate: Callable[..., Any] = collate_clips
+                ) -> DataLoader:
+    """A DataLoader (``collate``: ``collate_clips`` by default) that never touches the global
+    RNG.
 
     Its own generator seeds the workers, so creating an iterator does not advance the
     process's random stream (which a resumed run must replay exactly).
@@ -136,7 +138,7 @@ def make_loader(dataset: Dataset, batch_size: int, sampler: Sampler, workers: in
     generator.manual_seed(seed)
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-        collate_fn=collate_clips, pin_memory=pin_memory, drop_last=False,
+        collate_fn=collate, pin_memory=pin_memory, drop_last=False,
         persistent_workers=workers > 0, worker_init_fn=_ignore_sigint if workers > 0 else None,
         generator=generator,
     )

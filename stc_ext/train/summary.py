@@ -51,36 +51,42 @@ def _num(value: float | None, digits: int = 4) -> str:
 
 
 def format_train_summary(result: TrainResult, max_rows: int = 20) -> str:
-    """Per-epoch table (the last ``max_rows`` epochs), the best epoch and where files went."""
+    """Per-epoch table (the last ``max_rows`` epochs), the best epoch and where files went.
+
+    Transfer runs (``result.task == "transfer"``) show pair accuracies and no top-5."""
     cfg = result.config
     history = result.history
     shown = history[-max_rows:]
-    rows = [
-        [r["epoch"], _num(r["train_loss"]), _pct(r["train_top1"]), _num(r["val_loss"]),
-         _pct(r["val_top1"]), _pct(r["val_top5"]), f"{r['lr']:.3g}", f"{r['seconds']:.0f}",
-         f"{r['clips_per_s']:.1f}"]
-        for r in shown
-    ]
+    pairs = result.task == "transfer"
+    rows = []
+    for r in shown:
+        row = [r["epoch"], _num(r["train_loss"]), _pct(r["train_top1"]), _num(r["val_loss"]),
+               _pct(r["val_top1"])]
+        if not pairs:
+            row.append(_pct(r["val_top5"]))
+        rows.append(row + [f"{r['lr']:.3g}", f"{r['seconds']:.0f}", f"{r['clips_per_s']:.1f}"])
     parts = [
-        f"{cfg.model} on {cfg.dataset} split {cfg.split}: {len(result.classes)} classes, "
-        f"{cfg.frames} frames x stride {cfg.stride}, {cfg.size}px; batch {cfg.batch_size} = "
-        f"{result.world_size} rank(s) x {result.micro_batch_size} x {result.accumulation} "
-        f"accumulation; amp {cfg.amp}",
+        f"{result.description}; batch {cfg.batch_size} = {result.world_size} rank(s) x "
+        f"{result.micro_batch_size} x {result.accumulation} accumulation; amp {cfg.amp}",
     ]
     if len(history) > len(shown):
         parts.append(f"(last {len(shown)} of {len(history)} epochs)")
-    parts.append(format_table(
-        ["epoch", "train loss", "train top-1", "val loss", "val top-1", "val top-5", "lr",
-         "time s", "clips/s"], rows))
+    if pairs:
+        header = ["epoch", "train loss", "train pair acc", "held-out loss", "held-out pair acc"]
+    else:
+        header = ["epoch", "train loss", "train top-1", "val loss", "val top-1", "val top-5"]
+    parts.append(format_table(header + ["lr", "time s", "clips/s"], rows))
     if result.best is not None:
         best = result.best
-        parts.append(f"best epoch {best['epoch']}: val top-1 {_pct(best['val_top1'])}, "
-                     f"val loss {_num(best['val_loss'])} (centre clip per video)")
+        what = ("held-out pair accuracy" if pairs else "val top-1")
+        where = ("fixed held-out pairs" if pairs else "centre clip per video")
+        parts.append(f"best epoch {best['epoch']}: {what} {_pct(best['val_top1'])}, "
+                     f"loss {_num(best['val_loss'])} ({where})")
     status = "INTERRUPTED" if result.interrupted else "finished"
     parts.append(f"{status}: {result.epochs_done}/{cfg.epochs} epochs, {result.steps} steps, "
                  f"{result.seconds:.0f} s")
     files = [("last", result.last_checkpoint), ("best", result.best_checkpoint),
-             ("curves", result.curves_png)]
+             ("student init", result.exported), ("curves", result.curves_png)]
     parts.append("  ".join(f"{name}: {path}" for name, path in files if path is not None))
     return "\n".join(parts)
 

@@ -99,6 +99,7 @@ class TrainResult:
     init_report: dict[str, list[str]] | None = field(default=None, repr=False)
     task: str = "classify"  # or "transfer" (stc_ext.transfer)
     exported: Path | None = None  # transfer: the student initialisation (student.pt)
+    description: str = ""  # one line: model, data, clip shape
 
 
 # ---------------------------------------------------------------------------- model
@@ -448,6 +449,16 @@ class Trainer:
         return ClipBatch(torch.zeros(1, 3, cfg.frames, cfg.size, cfg.size),
                          torch.zeros(1, dtype=torch.int64))
 
+    def _to_channels_last(self, model: nn.Module) -> None:
+        """``--channels-last``: the 3D network's weights in ``channels_last_3d``."""
+        model.to(memory_format=torch.channels_last_3d)
+
+    def _describe_run(self) -> str:
+        """One line saying what the run trains, for the summary."""
+        cfg = self.config
+        return (f"{cfg.model} on {cfg.dataset} split {cfg.split}: {len(self.classes)} classes, "
+                f"{cfg.frames} frames x stride {cfg.stride}, {cfg.size}px")
+
     def _export(self, state: Mapping[str, Any]) -> None:
         """Called on rank 0 after each checkpoint is written (transfer writes its init)."""
 
@@ -458,7 +469,7 @@ class Trainer:
         model = self._create_model(checkpoint)
         model.to(device)
         if cfg.channels_last:
-            model.to(memory_format=torch.channels_last_3d)
+            self._to_channels_last(model)
         if cfg.sync_bn and tdist.expected_world_size() > 1:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model
@@ -741,7 +752,8 @@ class Trainer:
             accumulation=self.accum, micro_batch_size=self.micro,
             last_checkpoint=last if last.exists() else None,
             best_checkpoint=best if best.exists() else None, curves_png=curves,
-            init_report=self.init_report, task=self.task, exported=self._exported_path())
+            init_report=self.init_report, task=self.task, exported=self._exported_path(),
+            description=self._describe_run())
 
     def _exported_path(self) -> Path | None:
         """Where ``_export`` writes (None when the task exports nothing)."""

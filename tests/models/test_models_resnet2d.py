@@ -71,3 +71,33 @@ def test_pooled_per_frame_features():
     torch.testing.assert_close(logits, model.fc(feats[:, 0]))
     with pytest.raises(ValueError, match="5-D"):
         model.frame_features(clip[:, :, 0])
+
+
+@pytest.mark.parametrize(("depth", "feature_dim"), [(18, 64), (50, 256)])
+def test_narrow_widths(depth, feature_dim):
+    torch.manual_seed(0)
+    model = resnet2d.resnet2d(depth, num_classes=5, widths=(8, 16, 32, 64)).eval()
+    assert model.widths == (8, 16, 32, 64) and model.feature_dim == feature_dim
+    # The stem stays 64 wide, as ResNet3D's, so narrow 2D nets inflate into narrow 3D ones.
+    assert model.conv1.weight.shape == (64, 3, 7, 7) and model.bn1.weight.shape == (64,)
+    assert model.layer1[0].conv1.weight.shape[:2] == (8, 64)
+    wide = {k: v.shape for k, v in resnet2d.resnet2d(depth, 5).state_dict().items()}
+    # Torchvision's keys; a basic-block net whose first stage is narrower than the stem also
+    # gets the downsample projection its first block needs (a bottleneck net has one anyway).
+    extra = {k for k in model.state_dict() if k not in wide}
+    assert set(wide) <= set(model.state_dict())
+    assert extra == ({f"layer1.0.downsample.{k}" for k in (
+        "0.weight", "1.weight", "1.bias", "1.running_mean", "1.running_var",
+        "1.num_batches_tracked")} if depth == 18 else set())
+    x = torch.randn(2, 3, 40, 36)
+    assert model.forward_features(x).shape == (2, feature_dim)
+    assert model(x).shape == (2, 5)
+
+
+@pytest.mark.parametrize("widths", [(8, 16, 32), (8, 16, 0, 64), (8, 16, 32, 64.0),
+                                    (True, 16, 32, 64), "abcd", 8])
+def test_bad_widths_are_named(widths):
+    with pytest.raises(ValueError, match="widths"):
+        resnet2d.resnet2d(18, widths=widths)
+    with pytest.raises(ValueError, match="ResNet2D: widths"):
+        resnet2d.ResNet2D(resnet2d.BasicBlock, (2, 2, 2, 2), widths=widths)

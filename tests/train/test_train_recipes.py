@@ -16,6 +16,7 @@ from stc_ext.train import (
     resolve_eval_config,
     resolve_train_config,
 )
+from stc_ext.transfer import TransferConfig, resolve_transfer_config
 
 RECIPES = Path(__file__).resolve().parents[2] / "python"
 DATA = ["--root", "videos", "--annotations", "splits"]
@@ -38,8 +39,13 @@ def _check(commands) -> list:
         args = parser.parse_args(stc_args(command))
         if args.command == "train":
             configs.append(resolve_train_config(given_options(args, TrainConfig), args.config))
-        else:
+        elif args.command == "transfer":
+            configs.append(resolve_transfer_config(given_options(args, TransferConfig),
+                                                   args.config))
+        elif args.command == "evaluate":
             configs.append(resolve_eval_config(given_options(args, EvalConfig), args.config))
+        else:  # synth, teacher, inflate: their parsed flags
+            configs.append(args)
     return configs
 
 
@@ -83,3 +89,35 @@ def test_finetune_initialises_every_split_from_kinetics(tmp_path):
 def test_demo_config_resolves():
     cfg = resolve_train_config({"root": "data"}, RECIPES / "configs" / "demo.yaml")
     assert cfg.dataset == "synthetic" and cfg.model.startswith("stc_")
+
+
+def test_table7_rows_differ_only_in_their_initialisation(tmp_path):
+    recipe = importlib.import_module("table7_transfer")
+    parser = recipe.base_parser("")
+    args = parser.parse_args(["--out", str(tmp_path)])
+    args.teacher_weights, args.depth, args.widths = None, 18, "16,32,64,128"
+    args.classes, args.videos_per_class, args.unlabeled_per_class = 6, 30, 10
+    configs = _check(recipe.plan(args))
+    commands = [c.command for c in configs if not hasattr(c, "out_dir") and
+                hasattr(c, "command")]
+    assert commands == ["synth", "synth", "teacher", "inflate"]
+    teacher, inflate = configs[2], configs[3]
+    transfers = [c for c in configs if isinstance(c, TransferConfig)]
+    assert [t.model for t in transfers] == ["resnet3d_18", "stc_resnet3d_18"]
+    assert all(t.teacher_weights == teacher.out and t.teacher == "resnet18" for t in transfers)
+    assert all(t.videos.endswith("unlabeled/videos") for t in transfers)
+    rows = [c for c in configs if isinstance(c, TrainConfig)]
+    assert [(r.model, r.init) for r in rows] == [
+        ("resnet3d_18", None), ("resnet3d_18", inflate.out),
+        ("resnet3d_18", str(Path(transfers[0].out_dir) / "student.pt")),
+        ("stc_resnet3d_18", None),
+        ("stc_resnet3d_18", str(Path(transfers[1].out_dir) / "student.pt"))]
+    # The same budget for every row: only the model, --init and the run folder differ.
+    varying = {"model", "init", "out_dir"}
+    budgets = [{k: v for k, v in vars(r).items() if k not in varying} for r in rows]
+    assert all(b == budgets[0] for b in budgets)
+    # Student, inflated and teacher architectures line up (shortcut B, the same widths).
+    assert all(r.widths == t.widths == [16, 32, 64, 128] for r in rows for t in transfers)
+    assert all(r.shortcut == t.shortcut == inflate.shortcut == "B" for r in rows
+               for t in transfers)
+    assert all(r.frames == t.frames == inflate.frames for r in rows for t in transfers)

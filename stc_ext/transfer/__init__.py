@@ -1,0 +1,64 @@
+"""2D->3D knowledge transfer by image-video correspondence (paper §3.2).
+
+A frozen 2D ResNet teacher sees ``X`` frames, a randomly initialised 3D student sees a clip;
+a head on their concatenated 1024-D features learns whether both come from the same moment
+of the same (unlabeled) video. Only the student and the head learn; the trained student then
+initialises fine-tuning::
+
+    from stc_ext.transfer import TransferConfig, transfer
+
+    result = transfer(TransferConfig(videos="unlabeled/", teacher="resnet50",
+                                     teacher_weights="resnet50_imagenet.pth",
+                                     model="stc_resnet3d_101", out_dir="runs/transfer"))
+    # then: stc train --init runs/transfer/student.pt ...
+
+Pieces: :mod:`.pairs` (pair sampling), :mod:`.model` (the network, the teacher),
+:mod:`.trainer` (the run; ``stc transfer``), :mod:`.teacher` (a small teacher trained on a
+synthetic image task, for machines without ImageNet weights; ``stc teacher``).
+"""
+
+from .config import TransferConfig
+from .model import (
+    HEAD_WIDTHS,
+    STUDENT_FORMAT,
+    TEACHERS,
+    CorrespondenceNet,
+    build_teacher,
+    student_init_state,
+)
+from .pairs import (
+    PAIR_CLASSES,
+    PairBatch,
+    PairDataset,
+    PairPlan,
+    collate_pairs,
+    plan_pair,
+    teacher_frame_positions,
+)
+from .teacher import TEACHER_FORMAT, TeacherResult, read_teacher_arch, train_shape_teacher
+from .trainer import TransferTrainer, held_out_split, resolve_transfer_config, transfer
+
+__all__ = [
+    "HEAD_WIDTHS",
+    "PAIR_CLASSES",
+    "STUDENT_FORMAT",
+    "TEACHERS",
+    "TEACHER_FORMAT",
+    "CorrespondenceNet",
+    "PairBatch",
+    "PairDataset",
+    "PairPlan",
+    "TeacherResult",
+    "TransferConfig",
+    "TransferTrainer",
+    "build_teacher",
+    "collate_pairs",
+    "held_out_split",
+    "plan_pair",
+    "read_teacher_arch",
+    "resolve_transfer_config",
+    "student_init_state",
+    "teacher_frame_positions",
+    "train_shape_teacher",
+    "transfer",
+]
