@@ -88,6 +88,9 @@ def _read_source(path: str, cfg: EvalConfig) -> _Source:
     except Exception as exc:  # corrupt or foreign file
         raise ConfigError(f"--checkpoint {p}: cannot be read: {exc}") from exc
     if isinstance(raw, dict) and raw.get("format") == CHECKPOINT_FORMAT:
+        if raw.get("task", "classify") != "classify":
+            raise ConfigError(f"--checkpoint {p} is a {raw['task']!r} checkpoint, not a "
+                              "classifier: fine-tune it first (stc train --init)")
         return _Source(raw["model"], dict(raw["config"]), list(raw["classes"]))
     # Foreign weights: the model and clip shape come from the flags.
     if cfg.model is None:

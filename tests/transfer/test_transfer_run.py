@@ -10,7 +10,9 @@ from stc_ext import models
 from stc_ext.cli import main
 from stc_ext.train import (
     ConfigError,
+    EvalConfig,
     TrainConfig,
+    evaluate,
     load_checkpoint,
     load_init_weights,
     resolve_train_config,
@@ -150,3 +152,5 @@ def test_resume_is_refused_with_another_teacher_or_task(uninterrupted, tmp_path)
         resolve_train_config({"resume": str(last)})
     with pytest.raises(ConfigError, match="'transfer' run"):
         train(TrainConfig(resume=str(last), out_dir=str(tmp_path / "y")))
+    with pytest.raises(ConfigError, match="not a classifier"):
+        evaluate(EvalConfig(checkpoint=str(last), progress=False))
