@@ -235,7 +235,7 @@ def _add_teacher(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--crop", type=int, help="random (train) / centre (test) crop side")
     p.add_argument("--steps", type=int, help="SGD steps")
     p.add_argument("--batch-size", type=int, help="images per step")
-    p.add_argument("--lr", type=float, help="initial learning rate (cosine schedule)")
+    p.add_argument("--lr", type=float, help="peak learning rate (linear warmup, then cosine decay)")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,

@@ -38,8 +38,8 @@ on the test list after 216 steps (4 minutes) and 88% after 378 steps (chance: 10
 same network on single frames (averaged over all frames of a video) stayed at chance.
 
 :func:`shape_images` draws a different, image-level task for training a small 2D teacher: single
-frames of the same varied scenes (the actor wholly inside and large), labelled by the actor's
-shape (:data:`SHAPE_CLASSES`).
+frames of the same varied scenes (the actor wholly inside, large, tilted by at most 45 degrees),
+labelled by the actor's shape (:data:`SHAPE_CLASSES`).
 
 Layout (read it with ``read_ucf101(out/"videos", out/"splits", split=1, subset=...)``)::
 
@@ -382,11 +382,13 @@ def shape_images(count: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray,
     """Single frames labelled by the actor's shape: an image task for a small 2D teacher.
 
     Image ``i`` is one frame of a ``varied`` :func:`sample_scene` (random background colour,
-    texture, distractor, actor hue, stripes, angle and position) whose actor has the shape of
-    its label, rendered as a random video class. Unlike the videos, the actor lies wholly
-    inside the frame (no wrapping around the edges) and at the large end of its growth range:
-    with wrapped and small actors, a narrow ResNet-18 learnt next to nothing in 2000 CPU steps
-    (about 35% test accuracy against 96% here). Each image draws from its own stream
+    texture, distractor, actor hue, stripes, size and position) whose actor has the shape of
+    its label, rendered as a random video class. Unlike in the videos, the actor lies wholly
+    inside the frame (no wrapping around the edges), at the large end of its growth range, and
+    tilted by at most 45 degrees: a narrow ResNet-18 learns this to ~99% in 1000 SGD steps (a
+    minute on a CPU), while without any one of the three it stayed below 50% test accuracy
+    after 800 steps (and near chance after 2000 with none of them). Each image draws from its
+    own stream
     ``np.random.default_rng([seed, i])``; labels cycle through :data:`SHAPE_CLASSES`
     (balanced) and are then shuffled by a stream of ``seed`` alone, so image ``i`` is the same
     for any ``count`` that gives it the same label.
@@ -410,7 +412,8 @@ def shape_images(count: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray,
         # 1.2 half-extents bound every shape (as in _draw), +1 px for the antialiased rim
         margin = 1.2 * float(actor_states(name, scene)["size"][0]) + 1.0
         scene = replace(scene, x=rng.uniform(margin, size - margin),
-                        y=rng.uniform(margin, size - margin))
+                        y=rng.uniform(margin, size - margin),
+                        angle=rng.uniform(-math.pi / 4, math.pi / 4))
         images[i] = render(name, scene)[0]
     return images, labels
 

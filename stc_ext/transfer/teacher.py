@@ -13,7 +13,9 @@ checkpoint::
     task, classes   what it was trained on
     train_accuracy, test_accuracy   on the training images / held-out images (centre crop)
     image           {"short_side", "crop"}: the input size it was trained at
-    recipe          the other arguments of the run (images, steps, lr, seed, ...)
+    recipe          the other arguments of the run (images, steps, lr, seed, ...) and
+                    test_seed: the held-out images are shape_images(test_images,
+                    image_size, test_seed)
 
 :func:`read_teacher_arch` reads ``arch`` back (None for other checkpoints).
 """
@@ -47,6 +49,9 @@ logger = logging.getLogger("stc_ext.transfer")
 TEACHER_FORMAT = "stc_ext.teacher/1"
 _TASK = "synthetic shapes (stc_ext.data.synthetic.shape_images)"
 _EVAL_BATCH = 256
+# Warm up over the first 1/15 of the steps: a 1000-step run at lr 0.2 without a warmup never
+# left chance, and the same run with one reached 99%.
+_WARMUP_FRACTION = 15
 
 
 @dataclass
@@ -78,6 +83,13 @@ def _check_int(where: str, name: str, value: Any, low: int = 1) -> int:
     return number
 
 
+def _lr_factor(step: int, steps: int, warmup: int) -> float:
+    """Linear warmup over ``warmup`` steps, then cosine decay to 0 at ``steps``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(steps - warmup, 1)))
+
+
 def _test_seed(seed: int) -> int:
     """A seed for the held-out images, derived from ``seed`` and different from it."""
     derived = int(np.random.SeedSequence([seed, 0x7E57]).generate_state(1)[0])
@@ -93,6 +105,7 @@ def _accuracy(model: ResNet2D, images: torch.Tensor, labels: torch.Tensor,
         for start in range(0, len(images), _EVAL_BATCH):
             chunk = images[start : start + _EVAL_BATCH]
             x = transform(chunk[:, None]).squeeze(2)  # (n, 1, H, W, 3) -> (n, 3, crop, crop)
+            x = x.contiguous(memory_format=torch.channels_last)
             predicted = model(x).argmax(1)
             correct += int((predicted == labels[start : start + _EVAL_BATCH]).sum())
     return correct / max(len(images), 1)
@@ -102,14 +115,14 @@ def train_shape_teacher(
     out: str | Path,
     depth: int = 18,
     widths: Sequence[int] = (16, 32, 64, 128),
-    images: int = 2000,
+    images: int = 4000,
     test_images: int = 400,
     image_size: int = 64,
     short_side: int = 64,
     crop: int = 56,
-    steps: int = 300,
+    steps: int = 1000,
     batch_size: int = 32,
-    lr: float = 0.05,
+    lr: float = 0.1,
     seed: int = 0,
     progress: bool = False,
 ) -> TeacherResult:
@@ -118,12 +131,17 @@ def train_shape_teacher(
     The network is ``resnet2d(depth, num_classes=len(SHAPE_CLASSES), widths=widths)``; the
     data ``shape_images(images, image_size, seed)`` (train) and ``test_images`` more drawn
     from a seed derived from ``seed``. Training: ``steps`` SGD steps (Nesterov momentum 0.9,
-    weight decay 1e-4, cosine decay of ``lr`` to 0) on batches of ``batch_size`` images
+    weight decay 1e-4; ``lr`` reached by a linear warmup over the first 1/15 of the steps, then
+    cosine decay to 0) on batches of ``batch_size`` images
     taken from successive random permutations, each image augmented on its own by
     ``TrainTransform(short_side, crop)`` (5-position crop + flip). Accuracies use
     ``EvalTransform(short_side, crop)`` (centre crop) in eval mode. The model's initialisation,
     the batches and the augmentation all come from ``seed`` (the global RNG is left as it
     was), so the weights are bitwise reproducible for a given seed and thread count.
+
+    The defaults took 64 s on one CPU thread (44 s on two) and reached 98.8% held-out accuracy
+    (chance: 25%). The loss plateaus before the net finds the shapes, so fewer steps fall off
+    fast: 400 steps gave 49%, 600 gave 86%, 800 gave 96%.
 
     Args:
         out: the file to write (atomically); its folder must exist.
@@ -163,19 +181,23 @@ def train_shape_teacher(
     if not out.parent.is_dir():
         raise ValueError(f"{where}: out's folder {str(out.parent)!r} does not exist")
 
+    test_seed = _test_seed(seed)
     train_x, train_y = (torch.from_numpy(a) for a in shape_images(images, image_size, seed))
-    test_x, test_y = (torch.from_numpy(a)
-                      for a in shape_images(test_images, image_size, _test_seed(seed)))
+    test_x, test_y = (torch.from_numpy(a) for a in shape_images(test_images, image_size, test_seed))
     generated = time.perf_counter() - started
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = resnet2d(depth, num_classes=len(SHAPE_CLASSES), widths=widths_t)
+    # channels_last: 1.3-1.7x faster steps on CPU (NCHW max pooling alone took 18% of a step)
+    model = model.to(memory_format=torch.channels_last)
     generator = torch.Generator().manual_seed(seed)
     augment = TrainTransform(short_side=short_side, crop=crop)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True,
                                 weight_decay=1e-4)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    warmup = max(1, steps // _WARMUP_FRACTION)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, steps,
+                                                                                 warmup))
     order = torch.empty(0, dtype=torch.long)
     model.train()
     with progress_bar(progress, total=steps, desc="teacher", unit="step") as bar:
@@ -185,6 +207,7 @@ def train_shape_teacher(
             batch, order = order[:batch_size], order[batch_size:]
             # (H, W, 3) image = a one-frame clip (1, H, W, 3) -> (3, 1, crop, crop)
             x = torch.stack([augment(train_x[i][None], generator).squeeze(1) for i in batch])
+            x = x.contiguous(memory_format=torch.channels_last)
             loss = F.cross_entropy(model(x), train_y[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -197,6 +220,7 @@ def train_shape_teacher(
     evaluate = EvalTransform(short_side=short_side, crop=crop)
     train_accuracy = _accuracy(model, train_x, train_y, evaluate)
     test_accuracy = _accuracy(model, test_x, test_y, evaluate)
+    model = model.to(memory_format=torch.contiguous_format)  # plain tensors in the file
     path = atomic_save(
         {
             "format": TEACHER_FORMAT,
@@ -210,6 +234,7 @@ def train_shape_teacher(
             "recipe": {
                 "images": images, "test_images": test_images, "image_size": image_size,
                 "steps": steps, "batch_size": batch_size, "lr": float(lr), "seed": seed,
+                "test_seed": test_seed,
             },
         },
         out,
@@ -230,7 +255,7 @@ def read_teacher_arch(path: str | os.PathLike) -> dict[str, Any] | None:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except RuntimeError:
-        # mmap needs the zip format; files written before PyTorch 1.6 are read whole
+        # mmap needs the zip format; older files (before PyTorch 1.6) are read whole
         obj = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(obj, dict) or obj.get("format") != TEACHER_FORMAT:
         return None
