@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 from train_helpers import make_tiny_dataset, tiny_config
 
 from stc_ext.train import TrainResult, train
@@ -17,13 +16,8 @@ pytest.importorskip("av", reason="PyAV is needed to write and decode the synthet
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _one_thread():
-    # Tiny models are faster on one thread, and several OpenMP threads on a busy 2-core
-    # machine slow each step down tenfold.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_thread(one_torch_thread):
+    """Every test here runs torch on one thread (tests/conftest.py says why)."""
 
 
 @pytest.fixture(scope="session")

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import faulthandler
-import hashlib
 import json
 import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from run_helpers import digest, free_port
 from train_helpers import tiny_config
 
 from stc_ext.train import EvalConfig, evaluate, train
@@ -20,19 +19,6 @@ from stc_ext.train.distributed import all_gather_objects
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
                                 reason="torch.distributed with gloo is needed")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _digest(module: torch.nn.Module) -> str:
-    h = hashlib.sha1()
-    for p in module.parameters():
-        h.update(p.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def _worker(rank: int, world: int, port: int, data: str, out: str, results: str) -> None:
@@ -45,7 +31,7 @@ def _worker(rank: int, world: int, port: int, data: str, out: str, results: str)
     digests: list[list[str]] = []
 
     def check_sync(trainer, epoch, step):
-        digests.append(all_gather_objects(_digest(trainer.model)))
+        digests.append(all_gather_objects(digest(trainer.model.parameters())))
 
     # Batch 4 = 2 ranks x micro-batch 1 x 2 accumulation steps; 48 px so that BatchNorm sees
     # more than one value per channel in the last stage of a one-clip micro-batch.
@@ -65,7 +51,7 @@ def _worker(rank: int, world: int, port: int, data: str, out: str, results: str)
 def test_two_gloo_ranks_stay_in_sync(tiny_data, tmp_path):
     results = tmp_path / "results"
     results.mkdir()
-    mp.start_processes(_worker, args=(2, _free_port(), str(tiny_data), str(tmp_path / "run"),
+    mp.start_processes(_worker, args=(2, free_port(), str(tiny_data), str(tmp_path / "run"),
                                       str(results)), nprocs=2, join=True, start_method="spawn")
     ranks = [json.loads((results / f"rank{r}.json").read_text()) for r in range(2)]
     for r in ranks:

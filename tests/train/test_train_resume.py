@@ -7,17 +7,10 @@ import signal
 
 import pytest
 import torch
+from run_helpers import stop_at
 from train_helpers import optimizer_buffers_equal, state_equal, tiny_config
 
 from stc_ext.train import load_checkpoint, resolve_train_config, train
-
-
-def _stop_at(epoch: int, step: int):
-    def on_step(trainer, e, s):
-        if (e, s) == (epoch, step):
-            trainer.request_stop()
-
-    return on_step
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +36,7 @@ def _assert_same_run(reference, resumed):
 def test_mid_epoch_stop_and_resume_is_bitwise_exact(tiny_data, tmp_path, uninterrupted):
     out = tmp_path / "run"
     config = tiny_config(tiny_data, out, dropout=0.5)
-    first = train(config, on_step=_stop_at(epoch=0, step=1))
+    first = train(config, on_step=stop_at(epoch=0, step=1))
     assert first.interrupted and first.steps == 2
     saved = load_checkpoint(out / "last.pt")
     assert saved["epoch"] == 0 and saved["batches_done"] == 4  # 2 steps x 2 micro-batches

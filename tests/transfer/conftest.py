@@ -8,18 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 from transfer_helpers import make_teacher_file, make_timecode_videos, make_unlabeled_videos
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _one_thread():
-    # Tiny models are faster on one thread, and several OpenMP threads on a busy 2-core
-    # machine slow each step down tenfold.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_thread(one_torch_thread):
+    """Every test here runs torch on one thread (tests/conftest.py says why)."""
 
 
 @pytest.fixture(scope="session")

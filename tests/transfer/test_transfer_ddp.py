@@ -4,16 +4,15 @@ stays frozen, metrics are reduced."""
 from __future__ import annotations
 
 import faulthandler
-import hashlib
 import json
 import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from run_helpers import digest, free_port
 from transfer_helpers import tiny_transfer_config
 
 from stc_ext.train.distributed import all_gather_objects
@@ -21,19 +20,6 @@ from stc_ext.transfer import transfer
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
                                 reason="torch.distributed with gloo is needed")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _digest(tensors) -> str:
-    h = hashlib.sha1()
-    for t in tensors:
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def _worker(rank: int, world: int, port: int, videos: str, teacher: str, out: str,
@@ -47,9 +33,9 @@ def _worker(rank: int, world: int, port: int, videos: str, teacher: str, out: st
 
     def check_sync(trainer, epoch, step):
         # Parameters, not buffers: each rank's BatchNorm statistics follow its own data.
-        digests.append(all_gather_objects(_digest(
+        digests.append(all_gather_objects(digest(
             p for p in trainer.model.parameters() if p.requires_grad)))
-        teacher_digests.append(_digest(trainer.model.teacher.state_dict().values()))
+        teacher_digests.append(digest(trainer.model.teacher.state_dict().values()))
 
     # Batch 4 = 2 ranks x micro-batch 1 x 2 accumulation; 48 px so the student's last stage
     # has more than one value per channel for BatchNorm in a one-pair micro-batch.
@@ -65,7 +51,7 @@ def _worker(rank: int, world: int, port: int, videos: str, teacher: str, out: st
 def test_two_gloo_ranks_stay_in_sync(unlabeled_videos, teacher_file, tmp_path):
     results = tmp_path / "results"
     results.mkdir()
-    mp.start_processes(_worker, args=(2, _free_port(), str(unlabeled_videos),
+    mp.start_processes(_worker, args=(2, free_port(), str(unlabeled_videos),
                                       str(teacher_file), str(tmp_path / "run"), str(results)),
                        nprocs=2, join=True, start_method="spawn")
     ranks = [json.loads((results / f"rank{r}.json").read_text()) for r in range(2)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from run_helpers import stop_at
 from transfer_helpers import make_teacher_file, tiny_transfer_config
 
 from stc_ext import models
@@ -19,14 +20,6 @@ from stc_ext.train import (
     train,
 )
 from stc_ext.transfer import TransferTrainer, resolve_transfer_config, transfer
-
-
-def _stop_at(epoch: int, step: int):
-    def on_step(trainer, e, s):
-        if (e, s) == (epoch, step):
-            trainer.request_stop()
-
-    return on_step
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +58,7 @@ def test_mid_epoch_stop_and_resume_is_bitwise_exact(uninterrupted, unlabeled_vid
     reference = load_checkpoint(uninterrupted[0] / "last.pt")
     out = tmp_path / "run"
     first = transfer(tiny_transfer_config(unlabeled_videos, teacher_file, out, dropout=0.5),
-                     on_step=_stop_at(epoch=0, step=2))
+                     on_step=stop_at(epoch=0, step=2))
     assert first.interrupted and first.steps == 3
     assert load_checkpoint(out / "last.pt")["batches_done"] == 6
     config = resolve_transfer_config({"resume": str(out / "last.pt"), "workers": 1})
