@@ -96,7 +96,7 @@ def test_table7_rows_differ_only_in_their_initialisation(tmp_path):
     parser = recipe.base_parser("")
     args = parser.parse_args(["--out", str(tmp_path)])
     args.teacher_weights, args.depth, args.widths = None, 18, "16,32,64,128"
-    args.classes, args.videos_per_class, args.unlabeled_per_class = 6, 30, 10
+    args.classes, args.videos_per_class, args.unlabeled_per_class = 10, 40, 10
     configs = _check(recipe.plan(args))
     commands = [c.command for c in configs if not hasattr(c, "out_dir") and
                 hasattr(c, "command")]
