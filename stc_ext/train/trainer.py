@@ -262,6 +262,8 @@ class Trainer:
 
     #: Written into checkpoints; a checkpoint of another task cannot be resumed.
     task = "classify"
+    #: What the ``*_top1`` metrics are called in the log.
+    accuracy_name = "top-1"
     #: Config fields a checkpoint cannot be resumed under other values of.
     model_fields: tuple[str, ...] = MODEL_FIELDS
     #: Config fields that decide which samples each step sees.
@@ -803,10 +805,11 @@ class Trainer:
         self._save(self._checkpoint(None), best=is_best)
         if log is not None:
             log.write(self.history)
-            val_text = (f", val loss {row['val_loss']:.4f} top-1 {row['val_top1']:.3f}"
+            acc = self.accuracy_name
+            val_text = (f", val loss {row['val_loss']:.4f} {acc} {row['val_top1']:.3f}"
                         if val else "")
-            logger.info("epoch %d/%d: train loss %.4f top-1 %.3f%s, lr %.3g, %.0f s (%.1f "
-                        "clips/s)%s", epoch + 1, cfg.epochs, row["train_loss"],
+            logger.info("epoch %d/%d: train loss %.4f %s %.3f%s, lr %.3g, %.0f s (%.1f "
+                        "clips/s)%s", epoch + 1, cfg.epochs, row["train_loss"], acc,
                         row["train_top1"], val_text, lr, row["seconds"], row["clips_per_s"],
                         " *best*" if is_best else "")
         return self._stop_agreed()

@@ -84,6 +84,7 @@ class TransferTrainer(Trainer):
     """One transfer run (see the module docstring); ``setup()`` then ``fit()``."""
 
     task = "transfer"
+    accuracy_name = "pair acc"
     model_fields = MODEL_FIELDS + ("teacher", "teacher_widths", "embed_dim")
     schedule_fields = ("videos", "val_fraction", "teacher_frames", "stride", "short_side",
                        "batch_size", "seed", "amp")
