@@ -54,8 +54,10 @@ def plan(args) -> list[Command]:
     depth, widths = str(args.depth), args.widths
     commands: list[Command] = []
     if not (target / "splits").is_dir():
+        # 64 frames: at stride 2 exactly two non-overlapping 16-frame test clips, so none is
+        # loop-padded (a padded clip jumps back in time, which hides motion-defined classes).
         commands.append(stc("synth", "--out", str(target), "--classes", str(args.classes),
-                            "--videos-per-class", str(args.videos_per_class), "--frames", "48",
+                            "--videos-per-class", str(args.videos_per_class), "--frames", "64",
                             "--size", "64", "--workers", "2"))
     if not (unlabeled / "videos").is_dir():
         # Unlabeled: the class folders only organise files; `stc transfer` ignores them.
