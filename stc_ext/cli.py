@@ -213,6 +213,15 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _int_list(text: str) -> list[int]:
+    """argparse type of flags like ``--widths 16,32,64,128``."""
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, e.g. 16,32,64,128, got {text!r}") from None
+
+
 def _add_teacher(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "teacher",
@@ -227,7 +236,7 @@ def _add_teacher(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="the teacher file to write")
     p.add_argument("--depth", type=int, help="ResNet depth (18, 34, 50, 101, 152)")
-    p.add_argument("--widths", help="stage base widths, e.g. 16,32,64,128")
+    p.add_argument("--widths", type=_int_list, help="stage base widths, e.g. 16,32,64,128")
     p.add_argument("--images", type=int, help="training images")
     p.add_argument("--test-images", type=int, help="held-out images")
     p.add_argument("--image-size", type=int, help="side of the rendered frames")
@@ -250,11 +259,9 @@ def _run_teacher(args: argparse.Namespace) -> int:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    names = ("depth", "images", "test_images", "image_size", "short_side", "crop", "steps",
-             "batch_size", "lr", "seed")
+    names = ("depth", "widths", "images", "test_images", "image_size", "short_side", "crop",
+             "steps", "batch_size", "lr", "seed")
     options = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
-    if args.widths is not None:
-        options["widths"] = [int(w) for w in args.widths.split(",")]
     with _console_logging():
         result = train_shape_teacher(args.out, progress=args.progress, **options)
     print(f"teacher resnet{result.depth} (widths {','.join(map(str, result.widths))}): "
@@ -283,7 +290,7 @@ def _add_inflate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="the init file to write")
     p.add_argument("--frames", type=int, default=16, help="clip length of the 3D model (16)")
     p.add_argument("--size", type=int, default=112, help="crop side (112)")
-    p.add_argument("--widths", default=None,
+    p.add_argument("--widths", type=_int_list, default=None,
                    help="stage base widths, e.g. 16,32,64,128 (default: 64,128,256,512)")
     p.add_argument("--shortcut", choices=("A", "B"), default="B",
                    help="residual shortcut type (B: convs, as torchvision's; default)")
@@ -291,23 +298,13 @@ def _add_inflate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_inflate(args: argparse.Namespace) -> int:
-    from stc_ext.models import inflate_from_2d
-    from stc_ext.models.inflate import NO_COUNTERPART
+    from stc_ext.models import inflated_backbone
     from stc_ext.train import build_model
     from stc_ext.train.checkpoint import atomic_save
 
-    widths = [int(w) for w in args.widths.split(",")] if args.widths else None
     config = {"model": args.model, "frames": args.frames, "size": args.size,
-              "widths": widths, "shortcut": args.shortcut}
-    model = build_model(config, num_classes=1)
-    report = inflate_from_2d(model, args.source)
-    differ = [k for k, why in report.not_inflated.items()
-              if why != NO_COUNTERPART and not k.startswith("fc.")]
-    if differ or report.unused or not report.inflated:
-        print(f"stc inflate: error: {args.source} does not fit {args.model} (the same "
-              f"structure, --widths and --shortcut B are needed)\n{report}", file=sys.stderr)
-        return 1
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
+              "widths": args.widths, "shortcut": args.shortcut}
+    state, report = inflated_backbone(build_model(config, num_classes=1), args.source)
     atomic_save({"format": "stc_ext.inflated/1", "model": state, "config": config,
                  "source": str(args.source)}, args.out)
     print(f"{report}\nwrote {args.out} (for stc train --init; the classifier is fresh)")

@@ -13,7 +13,7 @@ from .checkpoint import (
     load_3d_resnets_checkpoint,
     read_state_dict,
 )
-from .inflate import InflationReport, inflate_from_2d
+from .inflate import InflationReport, inflate_from_2d, inflated_backbone
 from .registry import build, list_models
 from .resnet3d import (
     BasicBlock3D,
@@ -38,6 +38,7 @@ __all__ = [
     "STCConfig",
     "build",
     "inflate_from_2d",
+    "inflated_backbone",
     "list_models",
     "load_3d_resnets_checkpoint",
     "read_state_dict",

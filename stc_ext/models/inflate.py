@@ -94,3 +94,24 @@ def inflate_from_2d(
                 )
     report.unused = [key for key in state_2d if key not in own]
     return report
+
+
+def inflated_backbone(model3d: nn.Module, source: nn.Module | Checkpoint
+                      ) -> tuple[dict[str, Tensor], InflationReport]:
+    """Inflate ``source`` into ``model3d`` and return its weights without ``fc`` (an ``--init``
+    state for fine-tuning) and the report.
+
+    Strict: every 2D tensor must be used and every 3D tensor with a 2D counterpart filled
+    (only ``fc`` may differ, STC blocks have no counterpart).
+
+    Raises:
+        ValueError: the structures differ (the message holds the report).
+    """
+    report = inflate_from_2d(model3d, source)
+    differ = [k for k, why in report.not_inflated.items()
+              if why != NO_COUNTERPART and not k.startswith("fc.")]
+    if differ or report.unused or not report.inflated:
+        raise ValueError(f"the 2D network does not fit the 3D model (the same structure, widths "
+                         f"and convolutional shortcuts are needed)\n{report}")
+    state = {k: v for k, v in model3d.state_dict().items() if not k.startswith("fc.")}
+    return state, report

@@ -65,9 +65,9 @@ def held_out_split(videos: Annotation, root: str | os.PathLike, fraction: float
         rel = Path(record.path).relative_to(root).as_posix()
         return zlib.crc32(rel.encode("utf-8")), rel
 
-    held = set(id(r) for r in sorted(records, key=key)[:count])
-    train = [r for r in records if id(r) not in held]
-    val = [r for r in records if id(r) in held]
+    held = {r.path for r in sorted(records, key=key)[:count]}
+    train = [r for r in records if r.path not in held]
+    val = [r for r in records if r.path in held]
     return (Annotation(train, [], f"{videos.name} (training)"),
             Annotation(val, [], f"{videos.name} (held out)"))
 
