@@ -58,11 +58,15 @@ for _device in DEVICES:
     for _plain, _stc in PAIRS:
         CASES.append(pytest.param(_device, _plain, None, "plain", id=f"{_device}-{_plain}"))
         for _backend in stc_ext.available_backends(_device):
-            CASES.append(pytest.param(_device, _stc, _backend, "step",
-                                      id=f"{_device}-{_stc}-{_backend}"))
+            CASES.append(
+                pytest.param(_device, _stc, _backend, "step", id=f"{_device}-{_stc}-{_backend}")
+            )
         for _backend in stc_ext.available_backends(_device):
-            CASES.append(pytest.param(_device, _stc, _backend, "blocks",
-                                      id=f"{_device}-{_stc}-blocks-{_backend}"))
+            CASES.append(
+                pytest.param(
+                    _device, _stc, _backend, "blocks", id=f"{_device}-{_stc}-blocks-{_backend}"
+                )
+            )
 
 # (device, model, backend, kind) -> fastest round in seconds, for the shares.
 _RESULTS: dict[tuple[str, str, str | None, str], float] = {}
@@ -74,8 +78,9 @@ def _sync(device: str) -> Callable[[], None]:
 
 
 def _autocast(device: str, config: DeviceConfig):
-    return torch.autocast(device, dtype=config.autocast_dtype,
-                          enabled=config.autocast_dtype is not None)
+    return torch.autocast(
+        device, dtype=config.autocast_dtype, enabled=config.autocast_dtype is not None
+    )
 
 
 def _model_and_batch(device: str, name: str, backend: str | None, config: DeviceConfig):
@@ -105,9 +110,11 @@ def _blocks_only(device: str, model, x, config: DeviceConfig) -> tuple[Callable[
     dtypes) it sees in a step; returns the callable and the blocks' minimum bytes."""
     shapes: list[tuple[STCBlock, torch.Size, torch.dtype]] = []
     hooks = [
-        m.register_forward_hook(lambda mod, inp, out: shapes.append((mod, inp[0].shape,
-                                                                     inp[0].dtype)))
-        for m in model.modules() if isinstance(m, STCBlock)
+        m.register_forward_hook(
+            lambda mod, inp, out: shapes.append((mod, inp[0].shape, inp[0].dtype))
+        )
+        for m in model.modules()
+        if isinstance(m, STCBlock)
     ]
     with torch.no_grad(), _autocast(device, config):
         model(x)
@@ -159,8 +166,13 @@ def test_training_step(benchmark, device, name, backend, kind):
     model, x, y = _model_and_batch(device, name, backend, config)
     benchmark.group = f"train-step {name.removeprefix('stc_')} {device} batch {config.batch}"
     benchmark.extra_info.update(
-        device=device, model=name, backend=backend, kind=kind, batch=config.batch,
-        frames=FRAMES, size=SIZE,
+        device=device,
+        model=name,
+        backend=backend,
+        kind=kind,
+        batch=config.batch,
+        frames=FRAMES,
+        size=SIZE,
         dtype=str(config.autocast_dtype or torch.float32).removeprefix("torch."),
     )
     setup = None

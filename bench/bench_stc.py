@@ -29,7 +29,8 @@ def _implementations() -> list[str]:
     # "triton" is here wherever it runs for real (CUDA); under TRITON_INTERPRET=1 on CPU
     # it only checks numerics, so timing it would mean nothing.
     kernels = [
-        b for b in stc_ext.available_backends(DEVICE)
+        b
+        for b in stc_ext.available_backends(DEVICE)
         if b != "reference" and not (b == "triton" and DEVICE.type == "cpu")
     ]
     return ["eager", "compiled", *kernels]
@@ -61,6 +62,7 @@ def test_stc_block(benchmark, record_bandwidth, stage, impl, mode):
     benchmark.group = f"stc {mode} C{channels} T{frames} {height}x{width} {DTYPE}"
 
     if mode == "forward":
+
         def step():
             with torch.no_grad():
                 fn(x)

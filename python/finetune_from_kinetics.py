@@ -27,19 +27,55 @@ def plan(args) -> list[Command]:
     init = args.kinetics_checkpoint
     if init is None:
         kinetics = Path(args.out) / f"kinetics_{args.model}"
-        commands.append(train_run(
-            args, "kinetics.yaml", kinetics, "--root", args.kinetics_root,
-            "--annotations", args.kinetics_train_csv, "--val-root", args.kinetics_val_root,
-            "--val-annotations", args.kinetics_val_csv, "--model", args.model))
+        commands.append(
+            train_run(
+                args,
+                "kinetics.yaml",
+                kinetics,
+                "--root",
+                args.kinetics_root,
+                "--annotations",
+                args.kinetics_train_csv,
+                "--val-root",
+                args.kinetics_val_root,
+                "--val-annotations",
+                args.kinetics_val_csv,
+                "--model",
+                args.model,
+            )
+        )
         init = str(kinetics / "best.pt")
     for split in args.splits:
-        commands.append(train_run(
-            args, "finetune.yaml", out / f"split{split}", "--dataset", args.dataset,
-            "--root", args.root, "--annotations", args.annotations, "--split", str(split),
-            "--model", args.model, "--init", init))
-    commands.append(stc("evaluate", "--checkpoint", str(out / "split{split}" / "best.pt"),
-                        "--splits", ",".join(map(str, args.splits)), "--out",
-                        str(out / "eval.json")))
+        commands.append(
+            train_run(
+                args,
+                "finetune.yaml",
+                out / f"split{split}",
+                "--dataset",
+                args.dataset,
+                "--root",
+                args.root,
+                "--annotations",
+                args.annotations,
+                "--split",
+                str(split),
+                "--model",
+                args.model,
+                "--init",
+                init,
+            )
+        )
+    commands.append(
+        stc(
+            "evaluate",
+            "--checkpoint",
+            str(out / "split{split}" / "best.pt"),
+            "--splits",
+            ",".join(map(str, args.splits)),
+            "--out",
+            str(out / "eval.json"),
+        )
+    )
     return commands
 
 
@@ -48,26 +84,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="ucf101", choices=("ucf101", "hmdb51"))
     parser.add_argument("--root", required=True, help="UCF101/HMDB51 videos")
     parser.add_argument("--annotations", required=True, help="their split folder")
-    parser.add_argument("--splits", type=lambda s: [int(x) for x in s.split(",")],
-                        default=[1, 2, 3], help="comma-separated (1,2,3)")
+    parser.add_argument(
+        "--splits",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[1, 2, 3],
+        help="comma-separated (1,2,3)",
+    )
     parser.add_argument("--model", default="stc_resnet3d_101")
-    parser.add_argument("--kinetics-checkpoint", default=None,
-                        help="Kinetics weights to start from (skips the pre-training)")
+    parser.add_argument(
+        "--kinetics-checkpoint",
+        default=None,
+        help="Kinetics weights to start from (skips the pre-training)",
+    )
     parser.add_argument("--kinetics-root", help="Kinetics training videos")
     parser.add_argument("--kinetics-train-csv", help="Kinetics training CSV")
     parser.add_argument("--kinetics-val-root", help="Kinetics validation videos")
     parser.add_argument("--kinetics-val-csv", help="Kinetics validation CSV")
     args = parser.parse_args(argv)
     if args.kinetics_checkpoint is None and not all(
-            (args.kinetics_root, args.kinetics_train_csv, args.kinetics_val_root,
-             args.kinetics_val_csv)):
+        (args.kinetics_root, args.kinetics_train_csv, args.kinetics_val_root, args.kinetics_val_csv)
+    ):
         parser.error("give --kinetics-checkpoint, or the four --kinetics-* data options")
     commands = plan(args)
     run(commands, args.dry_run)
     if not args.dry_run:
         result = report(Path(commands[-1][commands[-1].index("--out") + 1]))
-        print(f"\n{args.dataset} fine-tuned from Kinetics: mean top-1 over splits "
-              f"{args.splits}: {100 * result['average']['top1']:.1f}%")
+        print(
+            f"\n{args.dataset} fine-tuned from Kinetics: mean top-1 over splits "
+            f"{args.splits}: {100 * result['average']['top1']:.1f}%"
+        )
     return 0
 
 

@@ -23,46 +23,81 @@ Command = list[str]
 def base_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", default="runs", help="folder for the runs (runs)")
-    parser.add_argument("--nproc", type=int, default=1,
-                        help="processes per training run (torchrun --nproc_per_node; 1)")
+    parser.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="processes per training run (torchrun --nproc_per_node; 1)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
-    parser.add_argument("--extra", default="",
-                        help="more `stc train` flags for every run, e.g. '--amp bf16'")
+    parser.add_argument(
+        "--extra", default="", help="more `stc train` flags for every run, e.g. '--amp bf16'"
+    )
     return parser
 
 
 def stc(*args: str, nproc: int = 1) -> Command:
     """The command line running ``stc ARGS`` (under torchrun when ``nproc`` > 1)."""
     if nproc > 1:
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                f"--nproc_per_node={nproc}", "-m", "stc_ext", *args]
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "stc_ext",
+            *args,
+        ]
     return [sys.executable, "-m", "stc_ext", *args]
 
 
-def train_run(args: argparse.Namespace, config: str, run_dir: Path, *flags: str,
-              command: str = "train") -> Command:
+def train_run(
+    args: argparse.Namespace, config: str, run_dir: Path, *flags: str, command: str = "train"
+) -> Command:
     """``stc COMMAND`` (``train`` or ``transfer``) with python/configs/CONFIG and ``flags``,
     writing to ``run_dir``; it resumes from ``run_dir/last.pt`` when a previous attempt left
     one, and takes the recipe's ``--extra`` flags and ``--nproc``."""
     resume = ["--resume", str(run_dir / "last.pt")] if (run_dir / "last.pt").exists() else []
-    return stc(command, "--config", str(CONFIGS / config), *flags, "--out-dir", str(run_dir),
-               *resume, *shlex.split(args.extra), nproc=args.nproc)
+    return stc(
+        command,
+        "--config",
+        str(CONFIGS / config),
+        *flags,
+        "--out-dir",
+        str(run_dir),
+        *resume,
+        *shlex.split(args.extra),
+        nproc=args.nproc,
+    )
 
 
 def ucf101_split1_runs(args: argparse.Namespace, run_dir: Path, *flags: str) -> list[Command]:
     """Train from scratch on UCF101 split 1 with ``flags`` (the paper's ablation set-up),
     then evaluate the best checkpoint with the test protocol into run_dir/eval.json."""
-    train = train_run(args, "ucf101_scratch.yaml", run_dir, "--root", args.root,
-                      "--annotations", args.annotations, "--split", "1", "--model", args.model,
-                      *flags)
-    evaluate = stc("evaluate", "--checkpoint", str(run_dir / "best.pt"), "--out",
-                   str(run_dir / "eval.json"))
+    train = train_run(
+        args,
+        "ucf101_scratch.yaml",
+        run_dir,
+        "--root",
+        args.root,
+        "--annotations",
+        args.annotations,
+        "--split",
+        "1",
+        "--model",
+        args.model,
+        *flags,
+    )
+    evaluate = stc(
+        "evaluate", "--checkpoint", str(run_dir / "best.pt"), "--out", str(run_dir / "eval.json")
+    )
     return [train, evaluate]
 
 
 def stc_args(command: Command) -> list[str]:
     """The arguments after ``-m stc_ext`` (for checking a planned command)."""
-    return command[command.index("stc_ext") + 1:]
+    return command[command.index("stc_ext") + 1 :]
 
 
 def run(commands: Sequence[Command], dry_run: bool) -> None:
@@ -81,7 +116,12 @@ def print_comparison(title: str, rows: Sequence[tuple[str, float | None, float]]
     from stc_ext.train import format_table
 
     print(f"\n{title}")
-    print(format_table(
-        ["setting", "top-1 (ours)", "top-1 (paper)"],
-        [(name, "-" if ours is None else f"{100 * ours:.1f}%", f"{paper:.1f}%")
-         for name, ours, paper in rows]))
+    print(
+        format_table(
+            ["setting", "top-1 (ours)", "top-1 (paper)"],
+            [
+                (name, "-" if ours is None else f"{100 * ours:.1f}%", f"{paper:.1f}%")
+                for name, ours, paper in rows
+            ],
+        )
+    )

@@ -35,9 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     run(plan(args), args.dry_run)
     if not args.dry_run:
         out = Path(args.out) / "table5"
-        print_comparison("Table 5 (UCF101 split 1, from scratch)", [
-            (NAMES[b], report(out / b / "eval.json")["average"]["top1"], paper)
-            for b, paper in PAPER.items()])
+        print_comparison(
+            "Table 5 (UCF101 split 1, from scratch)",
+            [
+                (NAMES[b], report(out / b / "eval.json")["average"]["top1"], paper)
+                for b, paper in PAPER.items()
+            ],
+        )
     return 0
 
 

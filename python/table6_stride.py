@@ -38,15 +38,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", required=True, help="UCF101 videos")
     parser.add_argument("--annotations", required=True, help="ucfTrainTestlist folder")
     parser.add_argument("--model", default="stc_resnet3d_101")
-    parser.add_argument("--strides", type=lambda s: [int(x) for x in s.split(",")],
-                        default=list(PAPER), help="comma-separated (1,2,4,16)")
+    parser.add_argument(
+        "--strides",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=list(PAPER),
+        help="comma-separated (1,2,4,16)",
+    )
     args = parser.parse_args(argv)
     run(plan(args), args.dry_run)
     if not args.dry_run:
         out = Path(args.out) / "table6"
-        print_comparison("Table 6 (UCF101 split 1, from scratch)", [
-            (f"stride {s}", report(out / f"stride{s}" / "eval.json")["average"]["top1"],
-             PAPER.get(s, float("nan"))) for s in args.strides])
+        print_comparison(
+            "Table 6 (UCF101 split 1, from scratch)",
+            [
+                (
+                    f"stride {s}",
+                    report(out / f"stride{s}" / "eval.json")["average"]["top1"],
+                    PAPER.get(s, float("nan")),
+                )
+                for s in args.strides
+            ],
+        )
     return 0
 
 

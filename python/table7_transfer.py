@@ -40,83 +40,205 @@ ROWS: dict[tuple[str, str, str], float] = {
 
 def _paths(args) -> dict[str, Path]:
     out = Path(args.out) / "table7"
-    return {"out": out, "target": out / "data" / "target",
-            "unlabeled": out / "data" / "unlabeled",
-            "teacher": Path(args.teacher_weights) if args.teacher_weights
-            else out / "teacher.pt",
-            "inflated": out / f"inflated_resnet3d_{args.depth}.pt"}
+    return {
+        "out": out,
+        "target": out / "data" / "target",
+        "unlabeled": out / "data" / "unlabeled",
+        "teacher": Path(args.teacher_weights) if args.teacher_weights else out / "teacher.pt",
+        "inflated": out / f"inflated_resnet3d_{args.depth}.pt",
+    }
 
 
 def plan(args) -> list[Command]:
     paths = _paths(args)
-    out, target, unlabeled, teacher = (paths[k] for k in ("out", "target", "unlabeled",
-                                                           "teacher"))
+    out, target, unlabeled, teacher = (paths[k] for k in ("out", "target", "unlabeled", "teacher"))
     depth, widths = str(args.depth), args.widths
     commands: list[Command] = []
     if not (target / "splits").is_dir():
         # 64 frames: at stride 2 exactly two non-overlapping 16-frame test clips, so none is
         # loop-padded (a padded clip jumps back in time, which hides motion-defined classes).
-        commands.append(stc("synth", "--out", str(target), "--classes", str(args.classes),
-                            "--videos-per-class", str(args.videos_per_class), "--frames", "64",
-                            "--size", "64", "--workers", "2"))
+        commands.append(
+            stc(
+                "synth",
+                "--out",
+                str(target),
+                "--classes",
+                str(args.classes),
+                "--videos-per-class",
+                str(args.videos_per_class),
+                "--frames",
+                "64",
+                "--size",
+                "64",
+                "--workers",
+                "2",
+            )
+        )
     if not (unlabeled / "videos").is_dir():
         # Unlabeled: the class folders only organise files; `stc transfer` ignores them.
-        commands.append(stc("synth", "--out", str(unlabeled), "--classes", "12",
-                            "--videos-per-class", str(args.unlabeled_per_class), "--frames",
-                            "48", "--size", "64", "--varied", "--seed", "1", "--workers", "2"))
+        commands.append(
+            stc(
+                "synth",
+                "--out",
+                str(unlabeled),
+                "--classes",
+                "12",
+                "--videos-per-class",
+                str(args.unlabeled_per_class),
+                "--frames",
+                "48",
+                "--size",
+                "64",
+                "--varied",
+                "--seed",
+                "1",
+                "--workers",
+                "2",
+            )
+        )
     if args.teacher_weights is None and not teacher.is_file():
         # At the clips' 32 px the shapes take longer to learn: 2500 steps reached 97% held
         # out here (1000 steps: 60%).
-        commands.append(stc("teacher", "--out", str(teacher), "--depth", depth, "--widths",
-                            widths, "--image-size", "64", "--short-side", "36", "--crop", "32",
-                            "--steps", "2500", "--threads", "2"))
-    commands.append(stc("inflate", "--source", str(teacher), "--model", f"resnet3d_{depth}",
-                        "--widths", widths, "--frames", "16", "--size", "32",
-                        "--out", str(paths["inflated"])))
+        commands.append(
+            stc(
+                "teacher",
+                "--out",
+                str(teacher),
+                "--depth",
+                depth,
+                "--widths",
+                widths,
+                "--image-size",
+                "64",
+                "--short-side",
+                "36",
+                "--crop",
+                "32",
+                "--steps",
+                "2500",
+                "--threads",
+                "2",
+            )
+        )
+    commands.append(
+        stc(
+            "inflate",
+            "--source",
+            str(teacher),
+            "--model",
+            f"resnet3d_{depth}",
+            "--widths",
+            widths,
+            "--frames",
+            "16",
+            "--size",
+            "32",
+            "--out",
+            str(paths["inflated"]),
+        )
+    )
     for family in ("resnet3d", "stc_resnet3d"):
-        commands.append(train_run(
-            args, "table7_transfer.yaml", out / f"transfer_{family}_{depth}",
-            "--videos", str(unlabeled / "videos"), "--teacher", f"resnet{depth}",
-            "--teacher-weights", str(teacher), "--model", f"{family}_{depth}",
-            "--widths", widths, command="transfer"))
+        commands.append(
+            train_run(
+                args,
+                "table7_transfer.yaml",
+                out / f"transfer_{family}_{depth}",
+                "--videos",
+                str(unlabeled / "videos"),
+                "--teacher",
+                f"resnet{depth}",
+                "--teacher-weights",
+                str(teacher),
+                "--model",
+                f"{family}_{depth}",
+                "--widths",
+                widths,
+                command="transfer",
+            )
+        )
     for (row, family, init), _ in ROWS.items():
         run_dir = out / row
-        inits = {"scratch": [], "inflation": ["--init", str(paths["inflated"])],
-                 "transfer": ["--init", str(out / f"transfer_{family}_{depth}" / "student.pt")]}
-        commands.append(train_run(args, "table7_finetune.yaml", run_dir, "--root", str(target),
-                                  "--model", f"{family}_{depth}", "--widths", widths,
-                                  *inits[init]))
-        commands.append(stc("evaluate", "--checkpoint", str(run_dir / "best.pt"), "--threads",
-                            "1", "--out", str(run_dir / "eval.json")))
+        inits = {
+            "scratch": [],
+            "inflation": ["--init", str(paths["inflated"])],
+            "transfer": ["--init", str(out / f"transfer_{family}_{depth}" / "student.pt")],
+        }
+        commands.append(
+            train_run(
+                args,
+                "table7_finetune.yaml",
+                run_dir,
+                "--root",
+                str(target),
+                "--model",
+                f"{family}_{depth}",
+                "--widths",
+                widths,
+                *inits[init],
+            )
+        )
+        commands.append(
+            stc(
+                "evaluate",
+                "--checkpoint",
+                str(run_dir / "best.pt"),
+                "--threads",
+                "1",
+                "--out",
+                str(run_dir / "eval.json"),
+            )
+        )
     return commands
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--teacher-weights", default=None,
-                        help="2D ResNet weights to use instead of training a small teacher "
-                             "(torchvision keys; give --depth and --widths matching it)")
-    parser.add_argument("--depth", type=int, default=18, choices=(18, 34, 50, 101),
-                        help="depth of the 2D teacher and the 3D nets (18)")
-    parser.add_argument("--widths", default="16,32,64,128",
-                        help="stage widths of the teacher and the 3D nets (16,32,64,128)")
+    parser.add_argument(
+        "--teacher-weights",
+        default=None,
+        help="2D ResNet weights to use instead of training a small teacher "
+        "(torchvision keys; give --depth and --widths matching it)",
+    )
+    parser.add_argument(
+        "--depth",
+        type=int,
+        default=18,
+        choices=(18, 34, 50, 101),
+        help="depth of the 2D teacher and the 3D nets (18)",
+    )
+    parser.add_argument(
+        "--widths",
+        default="16,32,64,128",
+        help="stage widths of the teacher and the 3D nets (16,32,64,128)",
+    )
     parser.add_argument("--classes", type=int, default=10, help="target classes (10)")
-    parser.add_argument("--videos-per-class", type=int, default=40,
-                        help="target videos per class (40)")
-    parser.add_argument("--unlabeled-per-class", type=int, default=10,
-                        help="unlabeled videos per synthetic class, 12 classes (10)")
+    parser.add_argument(
+        "--videos-per-class", type=int, default=40, help="target videos per class (40)"
+    )
+    parser.add_argument(
+        "--unlabeled-per-class",
+        type=int,
+        default=10,
+        help="unlabeled videos per synthetic class, 12 classes (10)",
+    )
     args = parser.parse_args(argv)
     if args.teacher_weights is None:
-        print("No ImageNet weights here: the teacher is a small 2D ResNet trained on single "
-              "frames of a different synthetic task (the actor's shape); pass "
-              "--teacher-weights to use your own.", flush=True)
+        print(
+            "No ImageNet weights here: the teacher is a small 2D ResNet trained on single "
+            "frames of a different synthetic task (the actor's shape); pass "
+            "--teacher-weights to use your own.",
+            flush=True,
+        )
     run(plan(args), args.dry_run)
     if not args.dry_run:
         out = _paths(args)["out"]
         print_comparison(
             f"Table 7 at small scale (synthetic, depth {args.depth}; paper: depth 101, UCF101)",
-            [(row, report(out / row / "eval.json")["average"]["top1"], paper)
-             for (row, _, _), paper in ROWS.items()])
+            [
+                (row, report(out / row / "eval.json")["average"]["top1"], paper)
+                for (row, _, _), paper in ROWS.items()
+            ],
+        )
     return 0
 
 

@@ -35,10 +35,17 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
     p.add_argument("--frames", type=int, default=48, help="frames per video (48)")
     p.add_argument("--size", type=int, default=128, help="frame height and width (128)")
-    p.add_argument("--test-fraction", type=float, default=0.25,
-                   help="share of each class in testlist01.txt (0.25)")
-    p.add_argument("--varied", action="store_true",
-                   help="vary the actor's and background's look per video (a harder dataset)")
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.25,
+        help="share of each class in testlist01.txt (0.25)",
+    )
+    p.add_argument(
+        "--varied",
+        action="store_true",
+        help="vary the actor's and background's look per video (a harder dataset)",
+    )
     p.add_argument("--workers", type=int, default=1, help="processes to use (1)")
     p.add_argument("--force", action="store_true", help="replace an existing dataset in OUT")
     p.set_defaults(func=_run_synth)
@@ -100,21 +107,33 @@ def _console_logging() -> Iterator[None]:
         logger.setLevel(previous_level)
 
 
-def _add_config_command(subparsers: argparse._SubParsersAction, name: str, config_cls: type,
-                        run: Callable[[argparse.Namespace], int], help: str,
-                        description: str) -> None:
+def _add_config_command(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    config_cls: type,
+    run: Callable[[argparse.Namespace], int],
+    help: str,
+    description: str,
+) -> None:
     """A subcommand whose flags are the fields of ``config_cls`` (plus ``--config FILE``)."""
     from stc_ext.train.config import add_config_flags
 
     p = subparsers.add_parser(name, help=help, description=description)
-    p.add_argument("--config", default=None,
-                   help="YAML or JSON file of options (keys as the flags); flags override it")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="YAML or JSON file of options (keys as the flags); flags override it",
+    )
     add_config_flags(p, config_cls)
     p.set_defaults(func=run)
 
 
-def _run_training(args: argparse.Namespace, config_cls: type, resolve: Callable[..., Any],
-                  run: Callable[[Any], Any]) -> int:
+def _run_training(
+    args: argparse.Namespace,
+    config_cls: type,
+    resolve: Callable[..., Any],
+    run: Callable[[Any], Any],
+) -> int:
     """Resolve the config, run it under console logging, print the summary (rank 0)."""
     from stc_ext import train as stc_train
 
@@ -123,8 +142,10 @@ def _run_training(args: argparse.Namespace, config_cls: type, resolve: Callable[
         try:
             result = run(config)
         except KeyboardInterrupt:
-            print(f"stc {args.command}: aborted; the last saved checkpoint is unchanged",
-                  file=sys.stderr)
+            print(
+                f"stc {args.command}: aborted; the last saved checkpoint is unchanged",
+                file=sys.stderr,
+            )
             return 130
     if _rank() == 0:
         print(stc_train.format_train_summary(result))
@@ -135,7 +156,10 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     from stc_ext.train.config import TrainConfig
 
     _add_config_command(
-        subparsers, "train", TrainConfig, _run_train,
+        subparsers,
+        "train",
+        TrainConfig,
+        _run_train,
         help="train or fine-tune a model (paper protocol by default; DDP under torchrun)",
         description=(
             "Train any registered model on UCF101, HMDB51, Kinetics, a list file or the "
@@ -151,15 +175,19 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from stc_ext import train as stc_train
 
-    return _run_training(args, stc_train.TrainConfig, stc_train.resolve_train_config,
-                         stc_train.train)
+    return _run_training(
+        args, stc_train.TrainConfig, stc_train.resolve_train_config, stc_train.train
+    )
 
 
 def _add_transfer(subparsers: argparse._SubParsersAction) -> None:
     from stc_ext.transfer import TransferConfig
 
     _add_config_command(
-        subparsers, "transfer", TransferConfig, _run_transfer,
+        subparsers,
+        "transfer",
+        TransferConfig,
+        _run_transfer,
         help="2D->3D knowledge transfer on unlabeled videos (paper §3.2)",
         description=(
             "Teach a randomly initialised 3D network (--model) with a frozen 2D ResNet "
@@ -177,15 +205,22 @@ def _add_transfer(subparsers: argparse._SubParsersAction) -> None:
 def _run_transfer(args: argparse.Namespace) -> int:
     from stc_ext import transfer as stc_transfer
 
-    return _run_training(args, stc_transfer.TransferConfig,
-                         stc_transfer.resolve_transfer_config, stc_transfer.transfer)
+    return _run_training(
+        args,
+        stc_transfer.TransferConfig,
+        stc_transfer.resolve_transfer_config,
+        stc_transfer.transfer,
+    )
 
 
 def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     from stc_ext.train.config import EvalConfig
 
     _add_config_command(
-        subparsers, "evaluate", EvalConfig, _run_evaluate,
+        subparsers,
+        "evaluate",
+        EvalConfig,
+        _run_evaluate,
         help="video-level accuracy by the paper's test protocol, over one or more splits",
         description=(
             "Cut each test video into non-overlapping clips, centre-crop them, average the "
@@ -219,7 +254,8 @@ def _int_list(text: str) -> list[int]:
         return [int(part) for part in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, e.g. 16,32,64,128, got {text!r}") from None
+            f"expected comma-separated integers, e.g. 16,32,64,128, got {text!r}"
+        ) from None
 
 
 def _add_teacher(subparsers: argparse._SubParsersAction) -> None:
@@ -247,8 +283,9 @@ def _add_teacher(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, help="peak learning rate (linear warmup, then cosine decay)")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
-                   help="progress bar")
+    p.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar"
+    )
     p.set_defaults(func=_run_teacher)
 
 
@@ -259,15 +296,28 @@ def _run_teacher(args: argparse.Namespace) -> int:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    names = ("depth", "widths", "images", "test_images", "image_size", "short_side", "crop",
-             "steps", "batch_size", "lr", "seed")
+    names = (
+        "depth",
+        "widths",
+        "images",
+        "test_images",
+        "image_size",
+        "short_side",
+        "crop",
+        "steps",
+        "batch_size",
+        "lr",
+        "seed",
+    )
     options = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     with _console_logging():
         result = train_shape_teacher(args.out, progress=args.progress, **options)
-    print(f"teacher resnet{result.depth} (widths {','.join(map(str, result.widths))}): "
-          f"shape accuracy {100 * result.train_accuracy:.1f}% train, "
-          f"{100 * result.test_accuracy:.1f}% held out, {result.steps} steps in "
-          f"{result.seconds:.0f} s\nwrote {result.path}")
+    print(
+        f"teacher resnet{result.depth} (widths {','.join(map(str, result.widths))}): "
+        f"shape accuracy {100 * result.train_accuracy:.1f}% train, "
+        f"{100 * result.test_accuracy:.1f}% held out, {result.steps} steps in "
+        f"{result.seconds:.0f} s\nwrote {result.path}"
+    )
     return 0
 
 
@@ -284,16 +334,27 @@ def _add_inflate(subparsers: argparse._SubParsersAction) -> None:
             "--widths. The paper's Table 7 'Inflation' baseline."
         ),
     )
-    p.add_argument("--source", required=True,
-                   help="2D weights: a torchvision/timm state_dict file or a `stc teacher` file")
+    p.add_argument(
+        "--source",
+        required=True,
+        help="2D weights: a torchvision/timm state_dict file or a `stc teacher` file",
+    )
     p.add_argument("--model", required=True, help="3D model name, e.g. resnet3d_50")
     p.add_argument("--out", required=True, help="the init file to write")
     p.add_argument("--frames", type=int, default=16, help="clip length of the 3D model (16)")
     p.add_argument("--size", type=int, default=112, help="crop side (112)")
-    p.add_argument("--widths", type=_int_list, default=None,
-                   help="stage base widths, e.g. 16,32,64,128 (default: 64,128,256,512)")
-    p.add_argument("--shortcut", choices=("A", "B"), default="B",
-                   help="residual shortcut type (B: convs, as torchvision's; default)")
+    p.add_argument(
+        "--widths",
+        type=_int_list,
+        default=None,
+        help="stage base widths, e.g. 16,32,64,128 (default: 64,128,256,512)",
+    )
+    p.add_argument(
+        "--shortcut",
+        choices=("A", "B"),
+        default="B",
+        help="residual shortcut type (B: convs, as torchvision's; default)",
+    )
     p.set_defaults(func=_run_inflate)
 
 
@@ -302,18 +363,35 @@ def _run_inflate(args: argparse.Namespace) -> int:
     from stc_ext.train import build_model
     from stc_ext.train.checkpoint import atomic_save
 
-    config = {"model": args.model, "frames": args.frames, "size": args.size,
-              "widths": args.widths, "shortcut": args.shortcut}
+    config = {
+        "model": args.model,
+        "frames": args.frames,
+        "size": args.size,
+        "widths": args.widths,
+        "shortcut": args.shortcut,
+    }
     state, report = inflated_backbone(build_model(config, num_classes=1), args.source)
-    atomic_save({"format": "stc_ext.inflated/1", "model": state, "config": config,
-                 "source": str(args.source)}, args.out)
+    atomic_save(
+        {
+            "format": "stc_ext.inflated/1",
+            "model": state,
+            "config": config,
+            "source": str(args.source),
+        },
+        args.out,
+    )
     print(f"{report}\nwrote {args.out} (for stc train --init; the classifier is fresh)")
     return 0
 
 
 #: Functions that add one subcommand each to the ``stc`` parser.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_synth, _add_train, _add_evaluate, _add_teacher, _add_transfer, _add_inflate,
+    _add_synth,
+    _add_train,
+    _add_evaluate,
+    _add_teacher,
+    _add_transfer,
+    _add_inflate,
 ]
 
 

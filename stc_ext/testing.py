@@ -39,13 +39,20 @@ def randomize_block(block: STCBlock, scale: float = 3.0, generator=None) -> STCB
     """Redraw every parameter so the bottlenecks are far from their near-linear start."""
     with torch.no_grad():
         for p in block.parameters():
-            p.copy_(torch.randn(p.shape, generator=generator, dtype=p.dtype) * scale
-                    / max(1, p.shape[-1]) ** 0.5)
+            p.copy_(
+                torch.randn(p.shape, generator=generator, dtype=p.dtype)
+                * scale
+                / max(1, p.shape[-1]) ** 0.5
+            )
     return block
 
 
 def block_outputs(
-    block: STCBlock, x: Tensor, identity: Tensor | None, grad_y: Tensor, backend: str,
+    block: STCBlock,
+    x: Tensor,
+    identity: Tensor | None,
+    grad_y: Tensor,
+    backend: str,
 ) -> tuple[Tensor, list[Tensor]]:
     """y and the gradients [dx, (d_identity,) *d_params] of block(x, identity) on ``backend``."""
     block = copy.copy(block)
@@ -61,7 +68,10 @@ def block_outputs(
 
 
 def reference_outputs(
-    block: STCBlock, x: Tensor, identity: Tensor | None, grad_y: Tensor,
+    block: STCBlock,
+    x: Tensor,
+    identity: Tensor | None,
+    grad_y: Tensor,
     compute_dtype: torch.dtype,
 ) -> tuple[Tensor, list[Tensor]]:
     """Like block_outputs, but plain PyTorch in ``compute_dtype`` (float64 for the oracle).
@@ -88,8 +98,12 @@ def _max_error(a: Tensor, b: Tensor) -> float:
 
 
 def assert_close(
-    name: str, actual: Tensor, expected: Tensor, input_dtype: torch.dtype,
-    baseline: Tensor | None = None, gradient: bool = False,
+    name: str,
+    actual: Tensor,
+    expected: Tensor,
+    input_dtype: torch.dtype,
+    baseline: Tensor | None = None,
+    gradient: bool = False,
 ) -> None:
     """Assert ``actual`` is within the tolerance for ``input_dtype`` of the float64 ``expected``.
 

@@ -102,7 +102,11 @@ class Annotation:
             more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
             logger.warning(
                 "%s: %d of %d listed videos not found; they are left out:\n  %s%s",
-                self.name, len(missing), len(self.records), shown, more,
+                self.name,
+                len(missing),
+                len(self.records),
+                shown,
+                more,
             )
         return Annotation(kept, list(self.classes), self.name)
 
@@ -162,9 +166,7 @@ def read_ucf101_classes(split_dir: str | Path) -> list[str]:
     for number, line in _lines(path, "read_ucf101"):
         parts = line.split()
         if len(parts) != 2 or not parts[0].isdigit():
-            raise AnnotationError(
-                f"{path}:{number}: expected '<index> <ClassName>', got {line!r}"
-            )
+            raise AnnotationError(f"{path}:{number}: expected '<index> <ClassName>', got {line!r}")
         index, name = int(parts[0]), parts[1]
         if index in entries:
             raise AnnotationError(f"{path}:{number}: class index {index} appears twice")

@@ -38,7 +38,17 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS: tuple[str, ...] = (
-    ".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv", ".3gp",
+    ".mp4",
+    ".avi",
+    ".webm",
+    ".mkv",
+    ".mov",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".flv",
+    ".ogv",
+    ".3gp",
 )
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png")
 
@@ -51,9 +61,7 @@ class FrameReader(Protocol):
 
     path: str
 
-    def read(
-        self, select: Selector, num_frames: int | None = None
-    ) -> tuple[torch.Tensor, int]:
+    def read(self, select: Selector, num_frames: int | None = None) -> tuple[torch.Tensor, int]:
         """Return ``(frames uint8 (*idx.shape, H, W, 3), num_frames)`` for ``idx = select(n)``."""
         ...
 
@@ -174,9 +182,7 @@ class VideoFileReader:
             raise VideoDecodeError(self.path, "no decodable frames (empty video)")
         return kept, count
 
-    def read(
-        self, select: Selector, num_frames: int | None = None
-    ) -> tuple[torch.Tensor, int]:
+    def read(self, select: Selector, num_frames: int | None = None) -> tuple[torch.Tensor, int]:
         """Decode the frames ``select(n)`` chooses; see :class:`FrameReader`.
 
         Args:
@@ -244,9 +250,7 @@ class FrameFolderReader:
         """The image file names in frame order (listed once, then cached)."""
         if self._names is None:
             try:
-                names = [
-                    n for n in os.listdir(self.path) if n.lower().endswith(IMAGE_EXTENSIONS)
-                ]
+                names = [n for n in os.listdir(self.path) if n.lower().endswith(IMAGE_EXTENSIONS)]
             except OSError as exc:
                 raise VideoDecodeError(self.path, f"cannot list frame folder: {exc}") from exc
             if not names:
@@ -254,9 +258,7 @@ class FrameFolderReader:
             self._names = sorted(names, key=_natural_key)
         return self._names
 
-    def read(
-        self, select: Selector, num_frames: int | None = None
-    ) -> tuple[torch.Tensor, int]:
+    def read(self, select: Selector, num_frames: int | None = None) -> tuple[torch.Tensor, int]:
         """Decode the images ``select(n)`` chooses; see :class:`FrameReader`.
 
         ``num_frames`` is ignored: listing the folder gives the count for free.
@@ -278,9 +280,7 @@ class FrameFolderReader:
         return _gather(arrays, inverse, idx.shape), n
 
 
-def open_video(
-    path: str | Path, thread_type: str = "SLICE"
-) -> VideoFileReader | FrameFolderReader:
+def open_video(path: str | Path, thread_type: str = "SLICE") -> VideoFileReader | FrameFolderReader:
     """A reader for ``path``: a :class:`FrameFolderReader` for a directory, else a
     :class:`VideoFileReader`."""
     if os.path.isdir(path):

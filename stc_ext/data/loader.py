@@ -148,7 +148,8 @@ class ClipLoader:
             num_workers=num_workers,
             collate_fn=collate_clips,
             pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
-            persistent_workers=(num_workers > 0) if persistent_workers is None
+            persistent_workers=(num_workers > 0)
+            if persistent_workers is None
             else persistent_workers,
             drop_last=train if drop_last is None else drop_last,
             **kwargs,
@@ -176,5 +177,8 @@ class ClipLoader:
         logger.warning(
             "%s: skipped %d undecodable video(s) of %d this epoch (strict=True raises instead):"
             "\n%s",
-            name, len(skipped), len(self.dataset), lines,
+            name,
+            len(skipped),
+            len(self.dataset),
+            lines,
         )

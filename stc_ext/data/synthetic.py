@@ -185,7 +185,7 @@ def sample_scene(
     # Background: low-pass complex Gaussian field, periodic on the canvas so it can drift.
     k = np.fft.fftfreq(size) * size
     k2 = k[:, None] ** 2 + k[None, :] ** 2
-    spectrum = (rng.standard_normal((size, size)) + 1j * rng.standard_normal((size, size)))
+    spectrum = rng.standard_normal((size, size)) + 1j * rng.standard_normal((size, size))
     spectrum *= np.exp(-k2 / (2 * 4.0**2))
     field0 = np.fft.ifft2(spectrum).real
     spectrum /= field0.std() + 1e-12
@@ -214,8 +214,14 @@ def sample_scene(
         )
     else:
         appearance = dict(
-            shape="rectangle", stripe_freq=1.5, stripe_angle=0.0, stripe_phase=0.0,
-            saturation=0.85, bg_base=np.full(3, 0.45), dis_shape="ellipse", dis_saturation=0.0,
+            shape="rectangle",
+            stripe_freq=1.5,
+            stripe_angle=0.0,
+            stripe_phase=0.0,
+            saturation=0.85,
+            bg_base=np.full(3, 0.45),
+            dis_shape="ellipse",
+            dis_saturation=0.0,
         )
     return Scene(
         frames=frames,
@@ -335,8 +341,9 @@ def _draw(
         else:
             freq, theta, phase = stripes
             value = 0.45 + 0.55 * (
-                0.5 + 0.5 * np.sin(2 * math.pi * freq * (u * math.cos(theta) + v * math.sin(theta))
-                                   + phase)
+                0.5
+                + 0.5
+                * np.sin(2 * math.pi * freq * (u * math.cos(theta) + v * math.sin(theta)) + phase)
             )
         colour = value[..., None] * (1.0 - saturation + saturation * _hue_rgb(hue[t]))
         patch = canvas[t][np.ix_(rows, cols)]
@@ -362,12 +369,31 @@ def render(name: str, scene: Scene, noise: bool = True) -> np.ndarray:
     canvas = scene.bg_base.astype(np.float32) + texture[..., None] * scene.bg_amp.astype(np.float32)
     grid = (np.arange(n, dtype=np.float32), np.arange(n, dtype=np.float32))
     ones = np.ones(frames)
-    _draw(canvas, grid, scene.dis_path[:, 0], scene.dis_path[:, 1], scene.dis_angle * ones,
-          scene.dis_size * ones, scene.dis_hue * ones, scene.dis_shape, scene.dis_saturation,
-          None)
+    _draw(
+        canvas,
+        grid,
+        scene.dis_path[:, 0],
+        scene.dis_path[:, 1],
+        scene.dis_angle * ones,
+        scene.dis_size * ones,
+        scene.dis_hue * ones,
+        scene.dis_shape,
+        scene.dis_saturation,
+        None,
+    )
     st = actor_states(name, scene)
-    _draw(canvas, grid, st["x"], st["y"], st["angle"], st["size"], st["hue"], scene.shape,
-          scene.saturation, (scene.stripe_freq, scene.stripe_angle, scene.stripe_phase))
+    _draw(
+        canvas,
+        grid,
+        st["x"],
+        st["y"],
+        st["angle"],
+        st["size"],
+        st["hue"],
+        scene.shape,
+        scene.saturation,
+        (scene.stripe_freq, scene.stripe_angle, scene.stripe_phase),
+    )
     if noise:
         rng = np.random.default_rng(scene.noise_seed)
         # Uniform noise from raw bytes: ~10x cheaper than Gaussian draws (int8 std is 73.9).
@@ -406,14 +432,20 @@ def shape_images(count: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray,
     images = np.empty((count, size, size, 3), dtype=np.uint8)
     for i, label in enumerate(labels):
         rng = np.random.default_rng([seed, i])
-        scene = replace(sample_scene(rng, frames=1, size=size, varied=True),
-                        shape=SHAPE_CLASSES[label], size_offset=0.5)
+        scene = replace(
+            sample_scene(rng, frames=1, size=size, varied=True),
+            shape=SHAPE_CLASSES[label],
+            size_offset=0.5,
+        )
         name = CLASS_NAMES[rng.integers(len(CLASS_NAMES))]
         # 1.2 half-extents bound every shape (as in _draw), +1 px for the antialiased rim
         margin = 1.2 * float(actor_states(name, scene)["size"][0]) + 1.0
-        scene = replace(scene, x=rng.uniform(margin, size - margin),
-                        y=rng.uniform(margin, size - margin),
-                        angle=rng.uniform(-math.pi / 4, math.pi / 4))
+        scene = replace(
+            scene,
+            x=rng.uniform(margin, size - margin),
+            y=rng.uniform(margin, size - margin),
+            angle=rng.uniform(-math.pi / 4, math.pi / 4),
+        )
         images[i] = render(name, scene)[0]
     return images, labels
 
@@ -428,8 +460,9 @@ def _rgb_to_yuv420p(frames: np.ndarray) -> np.ndarray:
     y += b * np.float32(24.966 / 255)
     y += np.float32(16.0)
     # 2x2 sums (x/4 folded into the coefficients below)
-    r, g, b = (x[:, 0::2, 0::2] + x[:, 1::2, 0::2] + x[:, 0::2, 1::2] + x[:, 1::2, 1::2]
-               for x in (r, g, b))
+    r, g, b = (
+        x[:, 0::2, 0::2] + x[:, 1::2, 0::2] + x[:, 0::2, 1::2] + x[:, 1::2, 1::2] for x in (r, g, b)
+    )
     u = 128.0 + (-37.797 / 1020) * r + (-74.203 / 1020) * g + (112.0 / 1020) * b
     v = 128.0 + (112.0 / 1020) * r + (-93.786 / 1020) * g + (-18.214 / 1020) * b
     planes = [y.reshape(t, h, w), u.reshape(t, h // 4, w), v.reshape(t, h // 4, w)]
@@ -455,7 +488,9 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int = 25, crf: int = 
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.codec_context.thread_count = 1
         stream.options = {
-            "crf": str(crf), "preset": "veryfast", "x264-params": "bframes=0:mbtree=0"
+            "crf": str(crf),
+            "preset": "veryfast",
+            "x264-params": "bframes=0:mbtree=0",
         }
         for planes in _rgb_to_yuv420p(frames):
             for packet in stream.encode(av.VideoFrame.from_ndarray(planes, format="yuv420p")):
@@ -562,12 +597,18 @@ def generate(
     (split_dir / "trainlist01.txt").write_text("".join(line + "\n" for line in train_lines))
     (split_dir / "testlist01.txt").write_text("".join(line + "\n" for line in test_lines))
     params = dict(
-        generator_version=GENERATOR_VERSION, classes=list(names),
-        videos_per_class=videos_per_class, seed=seed, frames=frames, size=size, fps=25,
-        test_fraction=test_fraction, varied=varied,
+        generator_version=GENERATOR_VERSION,
+        classes=list(names),
+        videos_per_class=videos_per_class,
+        seed=seed,
+        frames=frames,
+        size=size,
+        fps=25,
+        test_fraction=test_fraction,
+        varied=varied,
         codec="h264 (libx264, crf 20, yuv420p, no B-frames)",
     )
     (root / "synthetic.json").write_text(json.dumps(params, indent=2) + "\n")
-    return SyntheticDataset(root, video_root, split_dir, tuple(names), len(train_lines),
-                            len(test_lines))
-
+    return SyntheticDataset(
+        root, video_root, split_dir, tuple(names), len(train_lines), len(test_lines)
+    )

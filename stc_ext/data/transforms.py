@@ -35,8 +35,13 @@ __all__ = [
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-FIVE_CROP_POSITIONS: tuple[str, ...] = ("center", "top_left", "top_right", "bottom_left",
-                                        "bottom_right")
+FIVE_CROP_POSITIONS: tuple[str, ...] = (
+    "center",
+    "top_left",
+    "top_right",
+    "bottom_left",
+    "bottom_right",
+)
 
 
 def _check_clip(video: torch.Tensor, where: str) -> None:
@@ -77,8 +82,9 @@ def resize_short_side(
     # (N, H, W, 3) -> (N, 3, H, W) is a channels-last view: torch's uint8 antialiased bilinear
     # kernel works on it directly, no float copy.
     flat = video.reshape(-1, h, w, 3).permute(0, 3, 1, 2)
-    out = F.interpolate(flat, size=(new_h, new_w), mode="bilinear", antialias=True,
-                        align_corners=False)
+    out = F.interpolate(
+        flat, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False
+    )
     return out.permute(0, 2, 3, 1).reshape(*lead, new_h, new_w, 3)
 
 
@@ -158,9 +164,7 @@ def _check_sizes(where: str, short_side: int, crop_size: int) -> None:
     if crop_size < 1 or short_side < 1:
         raise ValueError(f"{where}: short_side and crop must be positive")
     if crop_size > short_side:
-        raise ValueError(
-            f"{where}: crop ({crop_size}) must not exceed short_side ({short_side})"
-        )
+        raise ValueError(f"{where}: crop ({crop_size}) must not exceed short_side ({short_side})")
 
 
 @dataclass

@@ -60,20 +60,27 @@ class LoadReport:
         """The mismatches as text, one category per line ('' when ``ok``)."""
         lines = []
         if self.missing:
-            lines.append(f"missing from the checkpoint ({len(self.missing)}): "
-                         f"{format_key_list(self.missing)}")
+            lines.append(
+                f"missing from the checkpoint ({len(self.missing)}): "
+                f"{format_key_list(self.missing)}"
+            )
         if self.unexpected:
-            lines.append(f"unexpected in the checkpoint ({len(self.unexpected)}): "
-                         f"{format_key_list(self.unexpected)}")
+            lines.append(
+                f"unexpected in the checkpoint ({len(self.unexpected)}): "
+                f"{format_key_list(self.unexpected)}"
+            )
         if self.shape_mismatch:
-            items = [f"{k} {tuple(a)} vs model {tuple(b)}" for k, (a, b) in
-                     self.shape_mismatch.items()]
+            items = [
+                f"{k} {tuple(a)} vs model {tuple(b)}" for k, (a, b) in self.shape_mismatch.items()
+            ]
             lines.append(f"shape mismatches ({len(items)}): {format_key_list(items)}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        summary = (f"loaded {len(self.loaded)} tensors, kept {len(self.kept_fresh)} fresh, "
-                   f"ignored {len(self.ignored)}")
+        summary = (
+            f"loaded {len(self.loaded)} tensors, kept {len(self.kept_fresh)} fresh, "
+            f"ignored {len(self.ignored)}"
+        )
         return summary if self.ok else summary + "\n" + self.problems()
 
 
@@ -94,8 +101,9 @@ def read_state_dict(checkpoint: Checkpoint) -> tuple[dict[str, Tensor], dict[str
     for key in _CONTAINER_KEYS:
         inner = obj.get(key)
         if isinstance(inner, Mapping) and any(isinstance(v, Tensor) for v in inner.values()):
-            metadata = {k: v for k, v in obj.items()
-                        if k != key and isinstance(v, (str, int, float))}
+            metadata = {
+                k: v for k, v in obj.items() if k != key and isinstance(v, (str, int, float))
+            }
             obj = inner
             break
     state: dict[str, Tensor] = {}
@@ -104,7 +112,7 @@ def read_state_dict(checkpoint: Checkpoint) -> tuple[dict[str, Tensor], dict[str
             continue
         for prefix in _PREFIXES:
             while key.startswith(prefix):
-                key = key[len(prefix):]
+                key = key[len(prefix) :]
         state[key] = value
     if not state:
         raise ValueError("checkpoint holds no tensors")

@@ -35,15 +35,18 @@ class InflationReport:
     unused: list[str] = field(default_factory=list)  # 2D tensors with no 3D counterpart
 
     def __str__(self) -> str:
-        lines = [f"inflated {len(self.inflated)}, copied {len(self.copied)}, "
-                 f"not inflated {len(self.not_inflated)}, unused 2D tensors {len(self.unused)}"]
+        lines = [
+            f"inflated {len(self.inflated)}, copied {len(self.copied)}, "
+            f"not inflated {len(self.not_inflated)}, unused 2D tensors {len(self.unused)}"
+        ]
         absent = [k for k, why in self.not_inflated.items() if why == NO_COUNTERPART]
         differ = [f"{k} ({why})" for k, why in self.not_inflated.items() if why != NO_COUNTERPART]
         if differ:
             lines.append(f"not inflated, shapes differ: {format_key_list(differ)}")
         if absent:
-            lines.append(f"not inflated, {NO_COUNTERPART} ({len(absent)}): "
-                         f"{format_key_list(absent)}")
+            lines.append(
+                f"not inflated, {NO_COUNTERPART} ({len(absent)}): {format_key_list(absent)}"
+            )
         if self.unused:
             lines.append(f"unused 2D tensors: {format_key_list(self.unused)}")
         return "\n".join(lines)
@@ -54,9 +57,7 @@ def inflate_tensor(weight_2d: Tensor, temporal_size: int) -> Tensor:
     return weight_2d.unsqueeze(2).repeat(1, 1, temporal_size, 1, 1) / temporal_size
 
 
-def inflate_from_2d(
-    model3d: nn.Module, source: nn.Module | Checkpoint
-) -> InflationReport:
+def inflate_from_2d(model3d: nn.Module, source: nn.Module | Checkpoint) -> InflationReport:
     """Initialise ``model3d`` (in place) from a 2D network with the same module names.
 
     Args:
@@ -83,9 +84,12 @@ def inflate_from_2d(
             if weight.shape == target.shape:
                 target.copy_(weight)
                 report.copied.append(key)
-            elif (target.dim() == 5 and weight.dim() == 4
-                  and target.shape[:2] == weight.shape[:2]
-                  and target.shape[3:] == weight.shape[2:]):
+            elif (
+                target.dim() == 5
+                and weight.dim() == 4
+                and target.shape[:2] == weight.shape[:2]
+                and target.shape[3:] == weight.shape[2:]
+            ):
                 target.copy_(inflate_tensor(weight.to(target.dtype), target.shape[2]))
                 report.inflated.append(key)
             else:
@@ -96,8 +100,9 @@ def inflate_from_2d(
     return report
 
 
-def inflated_backbone(model3d: nn.Module, source: nn.Module | Checkpoint
-                      ) -> tuple[dict[str, Tensor], InflationReport]:
+def inflated_backbone(
+    model3d: nn.Module, source: nn.Module | Checkpoint
+) -> tuple[dict[str, Tensor], InflationReport]:
     """Inflate ``source`` into ``model3d`` and return its weights without ``fc`` (an ``--init``
     state for fine-tuning) and the report.
 
@@ -108,10 +113,15 @@ def inflated_backbone(model3d: nn.Module, source: nn.Module | Checkpoint
         ValueError: the structures differ (the message holds the report).
     """
     report = inflate_from_2d(model3d, source)
-    differ = [k for k, why in report.not_inflated.items()
-              if why != NO_COUNTERPART and not k.startswith("fc.")]
+    differ = [
+        k
+        for k, why in report.not_inflated.items()
+        if why != NO_COUNTERPART and not k.startswith("fc.")
+    ]
     if differ or report.unused or not report.inflated:
-        raise ValueError(f"the 2D network does not fit the 3D model (the same structure, widths "
-                         f"and convolutional shortcuts are needed)\n{report}")
+        raise ValueError(
+            f"the 2D network does not fit the 3D model (the same structure, widths "
+            f"and convolutional shortcuts are needed)\n{report}"
+        )
     state = {k: v for k, v in model3d.state_dict().items() if not k.startswith("fc.")}
     return state, report

@@ -40,9 +40,7 @@ def list_models() -> list[str]:
     return list(_REGISTRY)
 
 
-def build(
-    name: str, num_classes: int, frames: int = 16, size: int = 112, **kwargs
-) -> ResNet3D:
+def build(name: str, num_classes: int, frames: int = 16, size: int = 112, **kwargs) -> ResNet3D:
     """Build a registered model for clips of shape (N, 3, frames, size, size).
 
     Args:
@@ -60,8 +58,9 @@ def build(
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, _REGISTRY, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"stc_ext.models.build: unknown model {name!r}{hint} "
-                         f"Known: {', '.join(list_models())}")
+        raise ValueError(
+            f"stc_ext.models.build: unknown model {name!r}{hint} Known: {', '.join(list_models())}"
+        )
     stray = [key for key in _STC_KWARGS if key in kwargs]
     if stray and not name.startswith("stc_"):
         raise ValueError(

@@ -144,9 +144,7 @@ class ShortcutA(nn.Module):
         return f"out_channels={self.out_channels}, stride={self.stride}"
 
 
-def _shortcut(
-    kind: str, in_channels: int, out_channels: int, stride: int
-) -> nn.Module | None:
+def _shortcut(kind: str, in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
     if stride == 1 and in_channels == out_channels:
         return None
     if kind == "A":
@@ -285,8 +283,13 @@ class ResNet3D(nn.Module):
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        for name, value in (("num_classes", num_classes), ("frames", frames), ("size", size),
-                            ("cardinality", cardinality), ("in_channels", in_channels)):
+        for name, value in (
+            ("num_classes", num_classes),
+            ("frames", frames),
+            ("size", size),
+            ("cardinality", cardinality),
+            ("in_channels", in_channels),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"ResNet3D: {name} must be a positive int, got {value!r}")
         if len(layers) != 4 or len(widths) != 4:
@@ -332,12 +335,22 @@ class ResNet3D(nn.Module):
                 stc_block = None
                 if stc is not None:
                     stc_block = STCBlock(
-                        out_channels, t, reduction=stc.reduction, branches=stc.branches,
+                        out_channels,
+                        t,
+                        reduction=stc.reduction,
+                        branches=stc.branches,
                         backend=stc.backend,
                     )
                 blocks.append(
-                    block(channels, width, stride if i == 0 else 1, shortcut_type, stc_block,
-                          temporal_padding, cardinality)
+                    block(
+                        channels,
+                        width,
+                        stride if i == 0 else 1,
+                        shortcut_type,
+                        stc_block,
+                        temporal_padding,
+                        cardinality,
+                    )
                 )
                 channels = out_channels
             self.add_module(f"layer{index}", nn.Sequential(*blocks))
@@ -426,8 +439,12 @@ def resnet3d(
 
 
 def resnext3d(
-    depth: int, num_classes: int = 400, frames: int = 16, size: int = 112,
-    cardinality: int = 32, **kwargs,
+    depth: int,
+    num_classes: int = 400,
+    frames: int = 16,
+    size: int = 112,
+    cardinality: int = 32,
+    **kwargs,
 ) -> ResNet3D:
     """3D ResNeXt-``depth`` (50/101/152): cardinality 32, widths 128/256/512/1024, expansion 2,
     shortcut B by default."""
@@ -435,14 +452,27 @@ def resnext3d(
     if cardinality < 2:
         raise ValueError(f"resnext3d: cardinality must be >= 2, got {cardinality!r}")
     return ResNet3D(
-        Bottleneck3D, layers, num_classes, frames, size, widths=RESNEXT_WIDTHS,
-        cardinality=cardinality, **kwargs,
+        Bottleneck3D,
+        layers,
+        num_classes,
+        frames,
+        size,
+        widths=RESNEXT_WIDTHS,
+        cardinality=cardinality,
+        **kwargs,
     )
 
 
 def stc_resnet3d(
-    depth: int, num_classes: int = 400, frames: int = 16, size: int = 112, *,
-    branches: str = "stc", reduction: int = 4, backend: str = "auto", **kwargs,
+    depth: int,
+    num_classes: int = 400,
+    frames: int = 16,
+    size: int = 112,
+    *,
+    branches: str = "stc",
+    reduction: int = 4,
+    backend: str = "auto",
+    **kwargs,
 ) -> ResNet3D:
     """STC-ResNet-``depth``: ``resnet3d`` with an ``STCBlock`` in every residual block."""
     return resnet3d(
@@ -451,8 +481,15 @@ def stc_resnet3d(
 
 
 def stc_resnext3d(
-    depth: int, num_classes: int = 400, frames: int = 16, size: int = 112, *,
-    branches: str = "stc", reduction: int = 4, backend: str = "auto", **kwargs,
+    depth: int,
+    num_classes: int = 400,
+    frames: int = 16,
+    size: int = 112,
+    *,
+    branches: str = "stc",
+    reduction: int = 4,
+    backend: str = "auto",
+    **kwargs,
 ) -> ResNet3D:
     """STC-ResNeXt-``depth``: ``resnext3d`` with an ``STCBlock`` in every residual block."""
     return resnext3d(

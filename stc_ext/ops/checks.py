@@ -68,8 +68,12 @@ def check_inputs(x: Tensor, params: STCParams, identity: Tensor | None, caller: 
 
 
 def _check_bottleneck(
-    weights: tuple[Tensor, ...], branch: str, in_features: int, out_features: int,
-    x: Tensor, caller: str,
+    weights: tuple[Tensor, ...],
+    branch: str,
+    in_features: int,
+    out_features: int,
+    x: Tensor,
+    caller: str,
 ) -> None:
     w1, b1, w2, b2 = weights
     hidden = w1.shape[0]

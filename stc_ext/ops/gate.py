@@ -45,8 +45,9 @@ def _split_state(state: Tensor, params: STCParams) -> list[tuple[Tensor, Tensor]
     parts, start = [], 0
     for _, w in _branches(params):
         hidden, channels = w[0].shape[0], w[2].shape[0]
-        parts.append((state[:, start:start + hidden],
-                      state[:, start + hidden:start + hidden + channels]))
+        parts.append(
+            (state[:, start : start + hidden], state[:, start + hidden : start + hidden + channels])
+        )
         start += hidden + channels
     return parts
 
@@ -86,7 +87,7 @@ def gate_backward(
             dh = (da @ w2) * (h > 0)  # through fc2 and the ReLU
             dz = dh @ w1
             ds += (dz / t).unsqueeze(2) if index == 0 else dz.view(n, c, t)
-            grads[4 * index:4 * index + 4] = [
+            grads[4 * index : 4 * index + 4] = [
                 (dh.t() @ _branch_input(index, s)).to(weights[0].dtype),
                 dh.sum(0).to(weights[1].dtype),
                 (da.t() @ h).to(weights[2].dtype),

@@ -116,8 +116,13 @@ def capture_rng_state() -> dict[str, Any]:
     kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "python": random.getstate(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
@@ -128,8 +133,15 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
     """Inverse of ``capture_rng_state``."""
     torch.set_rng_state(state["torch"])
     np_state = state["numpy"]
-    np.random.set_state((np_state["kind"], np_state["keys"].numpy().astype(np.uint32),
-                         np_state["pos"], np_state["has_gauss"], np_state["cached_gaussian"]))
+    np.random.set_state(
+        (
+            np_state["kind"],
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached_gaussian"],
+        )
+    )
     python = state["python"]
     random.setstate((python[0], tuple(python[1]), python[2]))
     cuda = state.get("cuda") or []
@@ -137,8 +149,11 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
         if len(cuda) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda)
         else:
-            logger.warning("checkpoint holds %d CUDA RNG states for %d devices; not restored",
-                           len(cuda), torch.cuda.device_count())
+            logger.warning(
+                "checkpoint holds %d CUDA RNG states for %d devices; not restored",
+                len(cuda),
+                torch.cuda.device_count(),
+            )
 
 
 # ---------------------------------------------------------------------------- --init
@@ -182,7 +197,8 @@ def load_init_weights(
         source_frames = raw["config"].get("frames")
     own = model.state_dict()
     ignore = tuple(
-        k for k in ("fc.weight", "fc.bias")
+        k
+        for k in ("fc.weight", "fc.bias")
         if k in own and k in state and tuple(state[k].shape) != tuple(own[k].shape)
     )
     source_has_stc = any(".stc." in k for k in state)
@@ -190,27 +206,38 @@ def load_init_weights(
 
     def fresh(key: str) -> bool:
         return (".stc." in key and not source_has_stc) or (
-            key.startswith("fc.") and not source_has_fc)
+            key.startswith("fc.") and not source_has_fc
+        )
 
     loadable, report = match_state_dict(model, state, fresh=fresh, ignore=ignore)
     if not report.ok and strict:
         hint = ""
         if source_frames is not None and source_frames != frames:
-            hint = (f"\nthe checkpoint was trained with frames={source_frames} but this run uses "
-                    f"frames={frames}; STC blocks are sized for the clip length")
-        raise ConfigError(f"--init {path}: the weights do not match the model:\n"
-                          f"{report.problems()}{hint}")
+            hint = (
+                f"\nthe checkpoint was trained with frames={source_frames} but this run uses "
+                f"frames={frames}; STC blocks are sized for the clip length"
+            )
+        raise ConfigError(
+            f"--init {path}: the weights do not match the model:\n{report.problems()}{hint}"
+        )
     with torch.no_grad():
         for key, value in loadable.items():
             own[key].copy_(value)
     if ignore:
-        logger.info("--init: classifier re-initialised (checkpoint fc %s, model fc %s)",
-                    tuple(state["fc.weight"].shape), tuple(own["fc.weight"].shape))
+        logger.info(
+            "--init: classifier re-initialised (checkpoint fc %s, model fc %s)",
+            tuple(state["fc.weight"].shape),
+            tuple(own["fc.weight"].shape),
+        )
     if not source_has_fc:
         logger.info("--init: the checkpoint has no classifier: fc initialised fresh")
     stc_fresh = [k for k in report.kept_fresh if ".stc." in k]
     if stc_fresh:
-        logger.info("--init: %d STC tensors kept fresh (the checkpoint has no STC blocks)",
-                    len(stc_fresh))
-    return {"loaded": report.loaded, "reinitialised": list(report.ignored),
-            "kept_fresh": report.kept_fresh}
+        logger.info(
+            "--init: %d STC tensors kept fresh (the checkpoint has no STC blocks)", len(stc_fresh)
+        )
+    return {
+        "loaded": report.loaded,
+        "reinitialised": list(report.ignored),
+        "kept_fresh": report.kept_fresh,
+    }

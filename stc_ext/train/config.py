@@ -69,76 +69,106 @@ class RunConfig:
     frames: int = _f(16, "frames per clip (16/32/64 in the paper)", group="data")
     stride: int = _f(2, "temporal stride between sampled frames (Table 6; best 2)", group="data")
     size: int = _f(112, "crop side in pixels (112 in the paper)", group="data")
-    short_side: int = _f(122, "frames are resized so their short side is this (122)",
-                         group="data")
+    short_side: int = _f(122, "frames are resized so their short side is this (122)", group="data")
     workers: int = _f(4, "data-loading worker processes per rank", group="data")
-    strict_data: bool = _f(False, "fail on an undecodable or missing video instead of "
-                           "skipping it", group="data")
+    strict_data: bool = _f(
+        False, "fail on an undecodable or missing video instead of skipping it", group="data"
+    )
     # ------------------------------------------------------------------ model
-    model: str = _f("stc_resnet3d_101", "registered model name (stc_ext.models.list_models())",
-                    group="model")
-    branches: str = _f("stc", "STC branches (Table 5): both, TCB only or SCB only", BRANCHES,
-                       group="model")
+    model: str = _f(
+        "stc_resnet3d_101", "registered model name (stc_ext.models.list_models())", group="model"
+    )
+    branches: str = _f(
+        "stc", "STC branches (Table 5): both, TCB only or SCB only", BRANCHES, group="model"
+    )
     reduction: int = _f(4, "STC bottleneck reduction r", group="model")
-    backend: str = _f("auto", "STC kernel backend (auto, reference, cpu, cuda, triton)",
-                      group="model")
-    widths: list[int] | None = _f(None, "stage base widths, e.g. 16,32,64,128 for a small "
-                                  "model (default: 64,128,256,512)", group="model")
-    shortcut: str | None = _f(None, "residual shortcut type (default: A for basic blocks, "
-                              "B for bottlenecks)", ("A", "B"), group="model")
+    backend: str = _f(
+        "auto", "STC kernel backend (auto, reference, cpu, cuda, triton)", group="model"
+    )
+    widths: list[int] | None = _f(
+        None,
+        "stage base widths, e.g. 16,32,64,128 for a small model (default: 64,128,256,512)",
+        group="model",
+    )
+    shortcut: str | None = _f(
+        None,
+        "residual shortcut type (default: A for basic blocks, B for bottlenecks)",
+        ("A", "B"),
+        group="model",
+    )
     dropout: float = _f(0.0, "dropout before the classifier", group="model")
     # ------------------------------------------------------------------ optimisation
     epochs: int = _f(200, "training epochs", group="optimisation")
-    batch_size: int = _f(128, "effective batch over all ranks (128 in the paper); reached by "
-                         "gradient accumulation", group="optimisation")
+    batch_size: int = _f(
+        128,
+        "effective batch over all ranks (128 in the paper); reached by gradient accumulation",
+        group="optimisation",
+    )
     micro_batch_size: int | None = _f(
-        None, "clips per forward pass on each rank (default: batch-size / world size); "
+        None,
+        "clips per forward pass on each rank (default: batch-size / world size); "
         "accumulation steps = batch-size / (world size * micro-batch-size)",
-        group="optimisation")
-    optimizer: str = _f("sgd", "SGD (the paper's) or AdamW (betas 0.9, 0.999)", OPTIMIZERS,
-                        group="optimisation")
+        group="optimisation",
+    )
+    optimizer: str = _f(
+        "sgd", "SGD (the paper's) or AdamW (betas 0.9, 0.999)", OPTIMIZERS, group="optimisation"
+    )
     lr: float = _f(0.1, "initial learning rate", group="optimisation")
     momentum: float = _f(0.9, "SGD momentum", group="optimisation")
     nesterov: bool = _f(True, "SGD Nesterov momentum", group="optimisation")
     weight_decay: float = _f(1e-4, "weight decay", group="optimisation")
-    scheduler: str = _f("plateau", "learning-rate schedule: divide by 1/lr-factor when the "
-                        "validation loss plateaus, every lr-step epochs, cosine, or constant",
-                        SCHEDULERS, group="optimisation")
-    lr_factor: float = _f(0.1, "multiplier applied at each decay (plateau/step)",
-                          group="optimisation")
-    patience: int = _f(10, "plateau: epochs without improvement before a decay",
-                       group="optimisation")
+    scheduler: str = _f(
+        "plateau",
+        "learning-rate schedule: divide by 1/lr-factor when the "
+        "validation loss plateaus, every lr-step epochs, cosine, or constant",
+        SCHEDULERS,
+        group="optimisation",
+    )
+    lr_factor: float = _f(
+        0.1, "multiplier applied at each decay (plateau/step)", group="optimisation"
+    )
+    patience: int = _f(
+        10, "plateau: epochs without improvement before a decay", group="optimisation"
+    )
     lr_step: int = _f(30, "step: epochs between decays", group="optimisation")
-    min_lr: float = _f(0.0, "lower bound of the learning rate (plateau, cosine)",
-                       group="optimisation")
+    min_lr: float = _f(
+        0.0, "lower bound of the learning rate (plateau, cosine)", group="optimisation"
+    )
     label_smoothing: float = _f(0.0, "cross-entropy label smoothing", group="optimisation")
     grad_clip: float | None = _f(None, "clip the gradient norm to this", group="optimisation")
     # ------------------------------------------------------------------ speed and precision
     amp: str = _f("none", "automatic mixed precision", AMP_MODES, group="speed")
     compile: bool = _f(False, "torch.compile the model", group="speed")
-    channels_last: bool = _f(False, "channels_last_3d memory format for weights and clips",
-                             group="speed")
+    channels_last: bool = _f(
+        False, "channels_last_3d memory format for weights and clips", group="speed"
+    )
     sync_bn: bool = _f(False, "SyncBatchNorm across ranks (GPU only)", group="speed")
-    device: str = _f("auto", "cpu, cuda, cuda:N or auto (cuda:LOCAL_RANK if available)",
-                     group="speed")
-    deterministic: bool = _f(False, "torch.use_deterministic_algorithms (needed for exact "
-                             "resume on GPU)", group="speed")
-    threads: int | None = _f(None, "CPU threads per rank for torch (default: torch's choice; "
-                             "1 avoids oversubscription on a busy or small machine)",
-                             group="speed")
+    device: str = _f(
+        "auto", "cpu, cuda, cuda:N or auto (cuda:LOCAL_RANK if available)", group="speed"
+    )
+    deterministic: bool = _f(
+        False, "torch.use_deterministic_algorithms (needed for exact resume on GPU)", group="speed"
+    )
+    threads: int | None = _f(
+        None,
+        "CPU threads per rank for torch (default: torch's choice; "
+        "1 avoids oversubscription on a busy or small machine)",
+        group="speed",
+    )
     seed: int = _f(0, "random seed (weights, sampling order, augmentation)", group="run")
     # ------------------------------------------------------------------ run
-    out_dir: str = _f("runs/stc", "where checkpoints, config.json and metrics go",
-                      group="run")
-    resume: str | None = _f(None, "resume from this checkpoint (e.g. OUT_DIR/last.pt)",
-                            group="run")
-    overwrite: bool = _f(False, "start afresh in an OUT_DIR that already holds a run",
-                         group="run")
-    val_every: int = _f(1, "validate every N epochs (0: never; the plateau schedule then "
-                        "watches the training loss)", group="run")
+    out_dir: str = _f("runs/stc", "where checkpoints, config.json and metrics go", group="run")
+    resume: str | None = _f(None, "resume from this checkpoint (e.g. OUT_DIR/last.pt)", group="run")
+    overwrite: bool = _f(False, "start afresh in an OUT_DIR that already holds a run", group="run")
+    val_every: int = _f(
+        1,
+        "validate every N epochs (0: never; the plateau schedule then watches the training loss)",
+        group="run",
+    )
     progress: bool = _f(True, "progress bars (rank 0)", group="run")
-    tensorboard: bool = _f(True, "write TensorBoard scalars if tensorboard is installed",
-                           group="run")
+    tensorboard: bool = _f(
+        True, "write TensorBoard scalars if tensorboard is installed", group="run"
+    )
 
 
 @dataclass
@@ -148,22 +178,35 @@ class TrainConfig(RunConfig):
 
     dataset: str = _f("ucf101", "annotation format", DATASETS, group="data")
     root: str | None = _f(
-        None, "video root (UCF101/HMDB51/Kinetics: the class folders; list: the folder paths "
-        "are relative to; synthetic: the folder `stc synth --out` wrote)", group="data")
+        None,
+        "video root (UCF101/HMDB51/Kinetics: the class folders; list: the folder paths "
+        "are relative to; synthetic: the folder `stc synth --out` wrote)",
+        group="data",
+    )
     annotations: str | None = _f(
-        None, "UCF101/HMDB51: the split folder (classInd.txt, trainlist01.txt, ...); "
+        None,
+        "UCF101/HMDB51: the split folder (classInd.txt, trainlist01.txt, ...); "
         "Kinetics: the training CSV; list: the training list; synthetic: ROOT/splits by default",
-        group="data")
+        group="data",
+    )
     val_annotations: str | None = _f(
-        None, "Kinetics: the validation CSV; list: the validation list (UCF101/HMDB51 validate "
-        "on the split's test list)", group="data")
-    val_root: str | None = _f(None, "video root of the validation set (default: ROOT)",
-                              group="data")
+        None,
+        "Kinetics: the validation CSV; list: the validation list (UCF101/HMDB51 validate "
+        "on the split's test list)",
+        group="data",
+    )
+    val_root: str | None = _f(
+        None, "video root of the validation set (default: ROOT)", group="data"
+    )
     split: int = _f(1, "UCF101/HMDB51 split", (1, 2, 3), group="data")
-    init: str | None = _f(None, "initialise weights from this checkpoint (Kinetics "
-                          "pre-training, `stc transfer`'s student.pt, an inflated init); the "
-                          "classifier is re-initialised when the class count differs or the "
-                          "file has none", group="model")
+    init: str | None = _f(
+        None,
+        "initialise weights from this checkpoint (Kinetics "
+        "pre-training, `stc transfer`'s student.pt, an inflated init); the "
+        "classifier is re-initialised when the class count differs or the "
+        "file has none",
+        group="model",
+    )
 
 
 @dataclass
@@ -171,41 +214,55 @@ class EvalConfig:
     """Everything ``evaluate`` needs; unset data/clip options come from the checkpoint."""
 
     checkpoint: str | None = _f(
-        None, "checkpoint to evaluate; '{split}' in the path is replaced by each split "
-        "(one model per split, as the paper reports UCF101/HMDB51)", group="model")
-    dataset: str | None = _f(None, "annotation format (default: the checkpoint's)", DATASETS,
-                             group="data")
+        None,
+        "checkpoint to evaluate; '{split}' in the path is replaced by each split "
+        "(one model per split, as the paper reports UCF101/HMDB51)",
+        group="model",
+    )
+    dataset: str | None = _f(
+        None, "annotation format (default: the checkpoint's)", DATASETS, group="data"
+    )
     root: str | None = _f(None, "video root (default: the checkpoint's)", group="data")
-    annotations: str | None = _f(None, "split folder / CSV / list (default: the "
-                                 "checkpoint's; for Kinetics and lists, the checkpoint's "
-                                 "validation annotations)", group="data")
-    splits: list[int] = _f([1], "splits to evaluate, e.g. 1,2,3; the report averages them",
-                           group="data")
-    subset: str = _f("test", "UCF101/HMDB51/synthetic subset to evaluate", ("train", "test"),
-                     group="data")
+    annotations: str | None = _f(
+        None,
+        "split folder / CSV / list (default: the "
+        "checkpoint's; for Kinetics and lists, the checkpoint's "
+        "validation annotations)",
+        group="data",
+    )
+    splits: list[int] = _f(
+        [1], "splits to evaluate, e.g. 1,2,3; the report averages them", group="data"
+    )
+    subset: str = _f(
+        "test", "UCF101/HMDB51/synthetic subset to evaluate", ("train", "test"), group="data"
+    )
     frames: int | None = _f(None, "frames per clip (must match the checkpoint)", group="data")
     stride: int | None = _f(None, "temporal stride (default: the checkpoint's)", group="data")
     size: int | None = _f(None, "centre-crop side (default: the checkpoint's)", group="data")
-    short_side: int | None = _f(None, "resize short side (default: the checkpoint's)",
-                                group="data")
-    drop_last_partial: bool = _f(False, "drop a video's last clip when it would need loop "
-                                 "padding", group="data")
+    short_side: int | None = _f(None, "resize short side (default: the checkpoint's)", group="data")
+    drop_last_partial: bool = _f(
+        False, "drop a video's last clip when it would need loop padding", group="data"
+    )
     workers: int = _f(2, "data-loading worker processes per rank", group="data")
-    strict_data: bool = _f(False, "fail on an undecodable video instead of skipping it",
-                           group="data")
-    model: str | None = _f(None, "model name, for checkpoints that do not record it",
-                           group="model")
-    backend: str | None = _f(None, "STC kernel backend (default: the checkpoint's)",
-                             group="model")
+    strict_data: bool = _f(
+        False, "fail on an undecodable video instead of skipping it", group="data"
+    )
+    model: str | None = _f(None, "model name, for checkpoints that do not record it", group="model")
+    backend: str | None = _f(None, "STC kernel backend (default: the checkpoint's)", group="model")
     batch_size: int = _f(4, "videos decoded per batch", group="speed")
     clip_batch: int = _f(32, "at most this many clips per forward pass", group="speed")
     amp: str = _f("none", "automatic mixed precision", AMP_MODES, group="speed")
     channels_last: bool = _f(False, "channels_last_3d memory format", group="speed")
     device: str = _f("auto", "cpu, cuda, cuda:N or auto", group="speed")
-    threads: int | None = _f(None, "CPU threads per rank for torch (default: torch's choice)",
-                             group="speed")
-    out: str | None = _f(None, "report JSON path (default: next to the checkpoint); the "
-                         "confusion-matrix PNGs go beside it", group="run")
+    threads: int | None = _f(
+        None, "CPU threads per rank for torch (default: torch's choice)", group="speed"
+    )
+    out: str | None = _f(
+        None,
+        "report JSON path (default: next to the checkpoint); the "
+        "confusion-matrix PNGs go beside it",
+        group="run",
+    )
     progress: bool = _f(True, "progress bars (rank 0)", group="run")
 
 
@@ -243,7 +300,8 @@ def _coerce(name: str, value: Any, annotation: Any, where: str) -> Any:
             return [int(v) for v in value]
         except (TypeError, ValueError):
             raise ConfigError(
-                f"{where}: {name} must be a list of integers, got {value!r}") from None
+                f"{where}: {name} must be a list of integers, got {value!r}"
+            ) from None
     if base is bool:
         if isinstance(value, bool):
             return value
@@ -387,8 +445,11 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         shown = ",".join(map(str, default)) if isinstance(default, list) else default
         help_text = f"{f.metadata.get('help', '')} (default: {shown})"
-        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS,
-                                  "help": help_text.replace("%", "%%")}
+        kwargs: dict[str, Any] = {
+            "dest": f.name,
+            "default": argparse.SUPPRESS,
+            "help": help_text.replace("%", "%%"),
+        }
         if base is bool:
             group.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, **kwargs)
             continue

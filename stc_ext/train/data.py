@@ -46,8 +46,9 @@ __all__ = [
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     """The augmentation seed of sample ``index`` in ``epoch`` (a 63-bit int)."""
-    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(2, np.uint64)[0]
-               >> np.uint64(1))
+    return int(
+        np.random.SeedSequence([seed, epoch, index]).generate_state(2, np.uint64)[0] >> np.uint64(1)
+    )
 
 
 class ResumableSampler(DistributedSampler):
@@ -59,10 +60,23 @@ class ResumableSampler(DistributedSampler):
     samples of the current epoch.
     """
 
-    def __init__(self, dataset: Dataset, num_replicas: int, rank: int, seed: int,
-                 samples_per_step: int, shuffle: bool = True) -> None:
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle,
-                         seed=seed, drop_last=False)
+    def __init__(
+        self,
+        dataset: Dataset,
+        num_replicas: int,
+        rank: int,
+        seed: int,
+        samples_per_step: int,
+        shuffle: bool = True,
+    ) -> None:
+        super().__init__(
+            dataset,
+            num_replicas=num_replicas,
+            rank=rank,
+            shuffle=shuffle,
+            seed=seed,
+            drop_last=False,
+        )
         self.samples_per_step = samples_per_step
         self.usable = (self.num_samples // samples_per_step) * samples_per_step
         self.position = 0
@@ -78,7 +92,7 @@ class ResumableSampler(DistributedSampler):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         indices = list(super().__iter__())[: self.usable]
-        for index in indices[self.position:]:
+        for index in indices[self.position :]:
             yield index, sample_seed(self.seed, self.epoch, index)
 
     def __len__(self) -> int:
@@ -125,9 +139,15 @@ def _ignore_sigint(_: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def make_loader(dataset: Dataset, batch_size: int, sampler: Sampler, workers: int,
-                pin_memory: bool, seed: int, collate: Callable[..., Any] = collate_clips
-                ) -> DataLoader:
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    sampler: Sampler,
+    workers: int,
+    pin_memory: bool,
+    seed: int,
+    collate: Callable[..., Any] = collate_clips,
+) -> DataLoader:
     """A DataLoader (``collate``: ``collate_clips`` by default) that never touches the global
     RNG.
 
@@ -137,9 +157,15 @@ def make_loader(dataset: Dataset, batch_size: int, sampler: Sampler, workers: in
     generator = torch.Generator()
     generator.manual_seed(seed)
     return DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-        collate_fn=collate, pin_memory=pin_memory, drop_last=False,
-        persistent_workers=workers > 0, worker_init_fn=_ignore_sigint if workers > 0 else None,
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        drop_last=False,
+        persistent_workers=workers > 0,
+        worker_init_fn=_ignore_sigint if workers > 0 else None,
         generator=generator,
     )
 
@@ -177,8 +203,10 @@ def read_annotation(
     if dataset == "synthetic":
         split_dir = Path(annotations) if annotations else video_root / "splits"
         if not split_dir.is_dir():
-            raise ConfigError(f"synthetic split folder not found: {split_dir} (write the "
-                              "dataset with `stc synth --out ROOT`)")
+            raise ConfigError(
+                f"synthetic split folder not found: {split_dir} (write the "
+                "dataset with `stc synth --out ROOT`)"
+            )
         return read_ucf101(video_root / "videos", split_dir, split, subset)
     if dataset in ("ucf101", "hmdb51"):
         split_dir = _require_dir(annotations, f"--annotations ({dataset} split folder)")
@@ -193,15 +221,30 @@ def read_annotation(
     raise ConfigError(f"unknown dataset {dataset!r}")
 
 
-def clip_dataset(annotation: Annotation, frames: int, stride: int, mode: str, size: int,
-                 short_side: int, strict: bool, drop_last_partial: bool = False
-                 ) -> VideoClipDataset:
+def clip_dataset(
+    annotation: Annotation,
+    frames: int,
+    stride: int,
+    mode: str,
+    size: int,
+    short_side: int,
+    strict: bool,
+    drop_last_partial: bool = False,
+) -> VideoClipDataset:
     """A ``VideoClipDataset`` with the paper's transforms at the configured sizes."""
     if size > short_side:
         raise ConfigError(f"--size {size} must not exceed --short-side {short_side}")
-    transform = (TrainTransform(short_side=short_side, crop=size) if mode == "train"
-                 else EvalTransform(short_side=short_side, crop=size))
-    return VideoClipDataset(annotation, frames=frames, stride=stride, mode=mode,
-                            transform=transform, strict=strict,
-                            drop_last_partial=drop_last_partial)
-
+    transform = (
+        TrainTransform(short_side=short_side, crop=size)
+        if mode == "train"
+        else EvalTransform(short_side=short_side, crop=size)
+    )
+    return VideoClipDataset(
+        annotation,
+        frames=frames,
+        stride=stride,
+        mode=mode,
+        transform=transform,
+        strict=strict,
+        drop_last_partial=drop_last_partial,
+    )

@@ -18,8 +18,16 @@ import torch.distributed as dist
 
 from .config import ConfigError
 
-__all__ = ["DistInfo", "all_gather_objects", "all_reduce_", "barrier",
-           "expected_world_size", "rank_and_world", "setup", "teardown"]
+__all__ = [
+    "DistInfo",
+    "all_gather_objects",
+    "all_reduce_",
+    "barrier",
+    "expected_world_size",
+    "rank_and_world",
+    "setup",
+    "teardown",
+]
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,8 @@ def _env_int(name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ConfigError(
-            f"environment variable {name} must be an integer, got {value!r}") from None
+            f"environment variable {name} must be an integer, got {value!r}"
+        ) from None
 
 
 def _pick_device(request: str, local_rank: int) -> torch.device:

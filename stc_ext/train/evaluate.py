@@ -89,20 +89,31 @@ def _read_source(path: str, cfg: EvalConfig) -> _Source:
         raise ConfigError(f"--checkpoint {p}: cannot be read: {exc}") from exc
     if isinstance(raw, dict) and raw.get("format") == CHECKPOINT_FORMAT:
         if raw.get("task", "classify") != "classify":
-            raise ConfigError(f"--checkpoint {p} is a {raw['task']!r} checkpoint, not a "
-                              "classifier: fine-tune it first (stc train --init)")
+            raise ConfigError(
+                f"--checkpoint {p} is a {raw['task']!r} checkpoint, not a "
+                "classifier: fine-tune it first (stc train --init)"
+            )
         return _Source(raw["model"], dict(raw["config"]), list(raw["classes"]))
     # Foreign weights: the model and clip shape come from the flags.
     if cfg.model is None:
-        raise ConfigError(f"--checkpoint {p} is not a stc_ext training checkpoint: give "
-                          "--model (and --frames/--size if not 16/112)")
+        raise ConfigError(
+            f"--checkpoint {p} is not a stc_ext training checkpoint: give "
+            "--model (and --frames/--size if not 16/112)"
+        )
     try:
         state, _ = read_state_dict(raw)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"--checkpoint {p}: {exc}") from None
-    train_config = {"model": cfg.model, "frames": cfg.frames or 16, "size": cfg.size or 112,
-                    "stride": cfg.stride or 2, "short_side": cfg.short_side or 122,
-                    "dataset": cfg.dataset, "root": cfg.root, "annotations": cfg.annotations}
+    train_config = {
+        "model": cfg.model,
+        "frames": cfg.frames or 16,
+        "size": cfg.size or 112,
+        "stride": cfg.stride or 2,
+        "short_side": cfg.short_side or 122,
+        "dataset": cfg.dataset,
+        "root": cfg.root,
+        "annotations": cfg.annotations,
+    }
     return _Source(state, train_config, None)
 
 
@@ -111,8 +122,10 @@ def _resolve(cfg: EvalConfig, source: _Source) -> dict[str, Any]:
     tc = source.train_config
     frames = tc["frames"]
     if cfg.frames is not None and cfg.frames != frames:
-        raise ConfigError(f"--frames {cfg.frames} does not match the checkpoint, which was "
-                          f"trained with frames={frames} (the model only accepts such clips)")
+        raise ConfigError(
+            f"--frames {cfg.frames} does not match the checkpoint, which was "
+            f"trained with frames={frames} (the model only accepts such clips)"
+        )
     dataset = cfg.dataset or tc.get("dataset")
     if dataset is None:
         raise ConfigError("--dataset is required (the checkpoint does not record it)")
@@ -122,11 +135,18 @@ def _resolve(cfg: EvalConfig, source: _Source) -> dict[str, Any]:
         annotations = tc.get("val_annotations")
     else:
         annotations = tc.get("annotations")
-    root = cfg.root or (tc.get("val_root") if dataset in ("kinetics", "list") else None) \
+    root = (
+        cfg.root
+        or (tc.get("val_root") if dataset in ("kinetics", "list") else None)
         or tc.get("root")
+    )
     return {
-        "dataset": dataset, "root": root, "annotations": annotations, "frames": frames,
-        "stride": cfg.stride or tc.get("stride", 2), "size": cfg.size or tc.get("size", 112),
+        "dataset": dataset,
+        "root": root,
+        "annotations": annotations,
+        "frames": frames,
+        "stride": cfg.stride or tc.get("stride", 2),
+        "size": cfg.size or tc.get("size", 112),
         "short_side": cfg.short_side or tc.get("short_side", 122),
     }
 
@@ -153,13 +173,20 @@ def predict_videos(
         CPU, ordered by dataset index; videos that could not be decoded are left out.
     """
     rank, world = tdist.rank_and_world()
-    loader = make_loader(dataset, batch_size, ShardSampler(len(dataset), rank, world),
-                         workers, device.type == "cuda", 0)
+    loader = make_loader(
+        dataset,
+        batch_size,
+        ShardSampler(len(dataset), rank, world),
+        workers,
+        device.type == "cuda",
+        0,
+    )
     model.eval()
     dtype = AMP_DTYPES.get(amp)
     scores, indices, counts, skipped = [], [], [], []
-    with progress_bar(progress and rank == 0, total=len(loader.sampler), unit="video",
-                       desc="evaluating") as bar:
+    with progress_bar(
+        progress and rank == 0, total=len(loader.sampler), unit="video", desc="evaluating"
+    ) as bar:
         for batch, lost in loader:
             skipped.extend(s.path for s in lost)
             if batch is not None:
@@ -169,25 +196,35 @@ def predict_videos(
                     chunk = chunk.to(device, non_blocking=True)
                     if channels_last:
                         chunk = chunk.contiguous(memory_format=torch.channels_last_3d)
-                    with torch.autocast(device.type, dtype=dtype or torch.float32,
-                                        enabled=dtype is not None):
+                    with torch.autocast(
+                        device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+                    ):
                         logits = model(chunk)
                     probs.append(torch.softmax(logits.float(), dim=1).cpu())
-                per_video = average_clip_scores(torch.cat(probs), batch.clip_to_video,
-                                                len(batch.labels))
+                per_video = average_clip_scores(
+                    torch.cat(probs), batch.clip_to_video, len(batch.labels)
+                )
                 scores.append(per_video)
                 indices.append(batch.indices)
                 counts.append(torch.bincount(batch.clip_to_video, minlength=len(batch.labels)))
             if bar is not None:
                 bar.update(len(lost) + (0 if batch is None else len(batch.labels)))
-    local = (torch.cat(scores) if scores else None, torch.cat(indices) if indices else None,
-             torch.cat(counts) if counts else None, skipped)
+    local = (
+        torch.cat(scores) if scores else None,
+        torch.cat(indices) if indices else None,
+        torch.cat(counts) if counts else None,
+        skipped,
+    )
     gathered = tdist.all_gather_objects(local)
     parts = [g for g in gathered if g[0] is not None]
     all_skipped = [path for g in gathered for path in g[3]]
     if not parts:
-        return (torch.zeros(0, 0), torch.zeros(0, dtype=torch.int64),
-                torch.zeros(0, dtype=torch.int64), all_skipped)
+        return (
+            torch.zeros(0, 0),
+            torch.zeros(0, dtype=torch.int64),
+            torch.zeros(0, dtype=torch.int64),
+            all_skipped,
+        )
     all_scores = torch.cat([p[0] for p in parts])
     all_indices = torch.cat([p[1] for p in parts])
     all_counts = torch.cat([p[2] for p in parts])
@@ -195,17 +232,26 @@ def predict_videos(
     return all_scores[order], all_indices[order], all_counts[order], all_skipped
 
 
-def _evaluate_split(cfg: EvalConfig, split: int, info: tdist.DistInfo, report_path: Path
-                    ) -> tuple[SplitResult, dict[str, Any], list[str]]:
+def _evaluate_split(
+    cfg: EvalConfig, split: int, info: tdist.DistInfo, report_path: Path
+) -> tuple[SplitResult, dict[str, Any], list[str]]:
     checkpoint = cfg.checkpoint.replace("{split}", str(split))  # type: ignore[union-attr]
     source = _read_source(checkpoint, cfg)
     data = _resolve(cfg, source)
-    annotation = read_annotation(data["dataset"], data["root"], data["annotations"], split,
-                                 cfg.subset, classes=source.classes)
+    annotation = read_annotation(
+        data["dataset"],
+        data["root"],
+        data["annotations"],
+        split,
+        cfg.subset,
+        classes=source.classes,
+    )
     classes = source.classes or list(annotation.classes)
     if source.classes is not None and len(annotation.classes) != len(source.classes):
-        raise ConfigError(f"{annotation.name}: {len(annotation.classes)} classes, but the "
-                          f"checkpoint's classifier has {len(source.classes)}")
+        raise ConfigError(
+            f"{annotation.name}: {len(annotation.classes)} classes, but the "
+            f"checkpoint's classifier has {len(source.classes)}"
+        )
     if any(r.label < 0 for r in annotation.records):
         raise ConfigError(f"{annotation.name}: unlabeled videos cannot be scored")
     tc = dict(source.train_config)
@@ -213,49 +259,86 @@ def _evaluate_split(cfg: EvalConfig, split: int, info: tdist.DistInfo, report_pa
     try:
         model.load_state_dict(source.state)
     except RuntimeError as exc:
-        raise ConfigError(f"--checkpoint {checkpoint}: weights do not fit {tc['model']}: "
-                          f"{exc}") from None
+        raise ConfigError(
+            f"--checkpoint {checkpoint}: weights do not fit {tc['model']}: {exc}"
+        ) from None
     model.to(info.device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last_3d)
-    dataset = clip_dataset(annotation, data["frames"], data["stride"], "test", data["size"],
-                           data["short_side"], cfg.strict_data, cfg.drop_last_partial)
+    dataset = clip_dataset(
+        annotation,
+        data["frames"],
+        data["stride"],
+        "test",
+        data["size"],
+        data["short_side"],
+        cfg.strict_data,
+        cfg.drop_last_partial,
+    )
     start = time.perf_counter()
     scores, indices, counts, skipped = predict_videos(
-        model, dataset, info.device, cfg.batch_size, cfg.clip_batch, cfg.workers, cfg.amp,
-        cfg.channels_last, cfg.progress)
+        model,
+        dataset,
+        info.device,
+        cfg.batch_size,
+        cfg.clip_batch,
+        cfg.workers,
+        cfg.amp,
+        cfg.channels_last,
+        cfg.progress,
+    )
     if len(indices) == 0:
         raise ConfigError(f"{annotation.name}: no video could be decoded")
     labels = torch.tensor([dataset.records[i].label for i in indices.tolist()])
     metrics = video_metrics(scores, labels)
     top = scores.argmax(dim=1)
     predictions = [
-        {"video": str(dataset.records[i].path), "label": classes[int(labels[n])],
-         "prediction": classes[int(top[n])], "score": round(float(scores[n, top[n]]), 5),
-         "clips": int(counts[n])}
+        {
+            "video": str(dataset.records[i].path),
+            "label": classes[int(labels[n])],
+            "prediction": classes[int(top[n])],
+            "score": round(float(scores[n, top[n]]), 5),
+            "clips": int(counts[n]),
+        }
         for n, i in enumerate(indices.tolist())
     ]
     result = SplitResult(
-        split=split, checkpoint=checkpoint, top1=metrics.top1, top5=metrics.top5,
-        mean_class_accuracy=metrics.mean_class_accuracy, num_videos=metrics.num_videos,
+        split=split,
+        checkpoint=checkpoint,
+        top1=metrics.top1,
+        top5=metrics.top5,
+        mean_class_accuracy=metrics.mean_class_accuracy,
+        num_videos=metrics.num_videos,
         num_clips=int(counts.sum()),
         per_class_accuracy=dict(zip(classes, metrics.per_class_accuracy, strict=True)),
-        confusion=metrics.confusion, skipped=skipped,
-        seconds=round(time.perf_counter() - start, 3), predictions=predictions)
+        confusion=metrics.confusion,
+        skipped=skipped,
+        seconds=round(time.perf_counter() - start, 3),
+        predictions=predictions,
+    )
     if info.is_main:
         png = report_path.with_name(f"{report_path.stem}_confusion_split{split}.png")
         try:
             from .plots import plot_confusion_matrix
 
-            plot_confusion_matrix(metrics.confusion, classes, png,
-                                  title=f"{data['dataset']} split {split} ({cfg.subset}): "
-                                  f"top-1 {metrics.top1:.1%}")
+            plot_confusion_matrix(
+                metrics.confusion,
+                classes,
+                png,
+                title=f"{data['dataset']} split {split} ({cfg.subset}): top-1 {metrics.top1:.1%}",
+            )
             result.confusion_png = str(png)
         except ImportError:
             logger.warning("matplotlib is not installed: no confusion-matrix PNG")
-        logger.info("split %d: top-1 %.4f, top-5 %.4f, mean class %.4f over %d videos "
-                    "(%d clips)", split, result.top1, result.top5,
-                    result.mean_class_accuracy, result.num_videos, result.num_clips)
+        logger.info(
+            "split %d: top-1 %.4f, top-5 %.4f, mean class %.4f over %d videos (%d clips)",
+            split,
+            result.top1,
+            result.top5,
+            result.mean_class_accuracy,
+            result.num_videos,
+            result.num_clips,
+        )
     return result, data, classes
 
 
@@ -274,8 +357,11 @@ def evaluate(config: EvalConfig | Mapping[str, Any]) -> EvalResult:
         ConfigError: a missing checkpoint or dataset path, frames not matching the
             checkpoint, a class-count mismatch, ... (before any video is decoded).
     """
-    cfg = config if isinstance(config, EvalConfig) else config_from_dict(
-        EvalConfig, config, where="evaluate config")
+    cfg = (
+        config
+        if isinstance(config, EvalConfig)
+        else config_from_dict(EvalConfig, config, where="evaluate config")
+    )
     if cfg.checkpoint is None:
         raise ConfigError("--checkpoint is required")
     if not cfg.splits:
@@ -285,15 +371,20 @@ def evaluate(config: EvalConfig | Mapping[str, Any]) -> EvalResult:
     if cfg.batch_size < 1 or cfg.clip_batch < 1 or cfg.workers < 0:
         raise ConfigError("--batch-size and --clip-batch must be positive, --workers >= 0")
     if len(cfg.splits) > 1 and "{split}" not in cfg.checkpoint:
-        logger.warning("one checkpoint for splits %s: the splits' test sets overlap the "
-                       "others' training sets; the paper trains one model per split "
-                       "(put {split} in --checkpoint)", cfg.splits)
+        logger.warning(
+            "one checkpoint for splits %s: the splits' test sets overlap the "
+            "others' training sets; the paper trains one model per split "
+            "(put {split} in --checkpoint)",
+            cfg.splits,
+        )
     # Every split's checkpoint must exist before the first one is evaluated.
     for split in cfg.splits:
         path = Path(cfg.checkpoint.replace("{split}", str(split)))
         if not path.is_file():
-            raise ConfigError(f"--checkpoint: not found: {path}" +
-                              (f" (split {split})" if "{split}" in cfg.checkpoint else ""))
+            raise ConfigError(
+                f"--checkpoint: not found: {path}"
+                + (f" (split {split})" if "{split}" in cfg.checkpoint else "")
+            )
     if cfg.threads is not None:
         if cfg.threads < 1:
             raise ConfigError(f"--threads must be positive, got {cfg.threads}")
@@ -314,13 +405,24 @@ def _evaluate(cfg: EvalConfig, info: tdist.DistInfo) -> EvalResult:
         for key in ("top1", "top5", "mean_class_accuracy")
     }
     protocol = {
-        "clips": "non-overlapping", "crop": "centre", "aggregation": "mean softmax per video",
-        "frames": data["frames"], "stride": data["stride"], "size": data["size"],
-        "short_side": data["short_side"], "drop_last_partial": cfg.drop_last_partial,
+        "clips": "non-overlapping",
+        "crop": "centre",
+        "aggregation": "mean softmax per video",
+        "frames": data["frames"],
+        "stride": data["stride"],
+        "size": data["size"],
+        "short_side": data["short_side"],
+        "drop_last_partial": cfg.drop_last_partial,
     }
-    result = EvalResult(dataset=data["dataset"], subset=cfg.subset, classes=classes,
-                        protocol=protocol, splits=splits, average=average,
-                        report_path=str(report_path))
+    result = EvalResult(
+        dataset=data["dataset"],
+        subset=cfg.subset,
+        classes=classes,
+        protocol=protocol,
+        splits=splits,
+        average=average,
+        report_path=str(report_path),
+    )
     if info.is_main:
         report = {
             "config": config_to_dict(cfg),
@@ -330,16 +432,20 @@ def _evaluate(cfg: EvalConfig, info: tdist.DistInfo) -> EvalResult:
         }
         atomic_write_text(report_path, json.dumps(report, indent=2) + "\n")
         if len(splits) > 1:
-            logger.info("average over splits %s: top-1 %.4f, top-5 %.4f, mean class %.4f",
-                        cfg.splits, average["top1"], average["top5"],
-                        average["mean_class_accuracy"])
+            logger.info(
+                "average over splits %s: top-1 %.4f, top-5 %.4f, mean class %.4f",
+                cfg.splits,
+                average["top1"],
+                average["top5"],
+                average["mean_class_accuracy"],
+            )
     tdist.barrier()
     return result
 
 
-
-def resolve_eval_config(options: Mapping[str, Any] | None = None,
-                        config_file: str | os.PathLike | None = None) -> EvalConfig:
+def resolve_eval_config(
+    options: Mapping[str, Any] | None = None, config_file: str | os.PathLike | None = None
+) -> EvalConfig:
     """Defaults < ``config_file`` < ``options`` (explicitly given settings)."""
     from .config import load_config_file, merge
 

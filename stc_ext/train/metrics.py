@@ -11,8 +11,9 @@ from .distributed import all_reduce_
 __all__ = ["ClipMeter", "VideoMetrics", "confusion_matrix", "topk_correct", "video_metrics"]
 
 
-def topk_correct(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)
-                 ) -> list[torch.Tensor]:
+def topk_correct(
+    scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)
+) -> list[torch.Tensor]:
     """How many rows of ``scores`` (N, K) have their label among the top ``k`` (per k).
 
     ``k`` is capped at K. Returns 0-d int64 tensors on ``scores``' device (no host sync).
@@ -37,17 +38,21 @@ class ClipMeter:
         """``loss``: the batch's mean loss (0-d); ``scores`` (N, K); ``labels`` (N,)."""
         top1, top5 = topk_correct(scores.detach(), labels)
         n = labels.shape[0]
-        self.sums += torch.stack([loss.detach().double() * n, top1.double(), top5.double(),
-                                  torch.tensor(float(n), dtype=torch.float64,
-                                               device=self.device)])
+        self.sums += torch.stack(
+            [
+                loss.detach().double() * n,
+                top1.double(),
+                top5.double(),
+                torch.tensor(float(n), dtype=torch.float64, device=self.device),
+            ]
+        )
 
     def reduce(self) -> dict[str, float]:
         """Sums over ranks -> ``{"loss", "top1", "top5", "clips"}`` (accuracies in [0, 1])."""
         total = all_reduce_(self.sums.clone())
         loss, top1, top5, n = total.tolist()
         if n == 0:
-            return {"loss": float("nan"), "top1": float("nan"), "top5": float("nan"),
-                    "clips": 0}
+            return {"loss": float("nan"), "top1": float("nan"), "top5": float("nan"), "clips": 0}
         return {"loss": loss / n, "top1": top1 / n, "top5": top5 / n, "clips": int(n)}
 
     def local(self) -> dict[str, float]:
@@ -62,8 +67,7 @@ class ClipMeter:
         self.sums = torch.tensor(sums, dtype=torch.float64, device=self.device)
 
 
-def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, num_classes: int
-                     ) -> torch.Tensor:
+def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, num_classes: int) -> torch.Tensor:
     """``(K, K)`` int64 counts: row = true class, column = predicted class."""
     flat = labels.to(torch.int64) * num_classes + preds.to(torch.int64)
     return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
@@ -87,8 +91,10 @@ def video_metrics(scores: torch.Tensor, labels: torch.Tensor) -> VideoMetrics:
     Mean class accuracy averages the per-class recall over the classes present in ``labels``.
     """
     if scores.dim() != 2 or labels.shape != scores.shape[:1]:
-        raise ValueError(f"video_metrics: expected scores (V, K) and labels (V,), got "
-                         f"{tuple(scores.shape)} and {tuple(labels.shape)}")
+        raise ValueError(
+            f"video_metrics: expected scores (V, K) and labels (V,), got "
+            f"{tuple(scores.shape)} and {tuple(labels.shape)}"
+        )
     num_videos, num_classes = scores.shape
     if num_videos == 0:
         raise ValueError("video_metrics: no videos")

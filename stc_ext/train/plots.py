@@ -39,9 +39,11 @@ def plot_training_curves(history: Sequence[Mapping[str, Any]], path: str | Path)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, (title, keys) in zip(
         axes,
-        (("loss", ("train_loss", "val_loss")),
-         ("top-1 accuracy", ("train_top1", "val_top1")),
-         ("learning rate", ("lr",))),
+        (
+            ("loss", ("train_loss", "val_loss")),
+            ("top-1 accuracy", ("train_top1", "val_top1")),
+            ("learning rate", ("lr",)),
+        ),
         strict=True,
     ):
         for key in keys:
@@ -63,8 +65,12 @@ def plot_training_curves(history: Sequence[Mapping[str, Any]], path: str | Path)
     return path
 
 
-def plot_confusion_matrix(confusion: Sequence[Sequence[int]], classes: Sequence[str],
-                          path: str | Path, title: str = "confusion matrix") -> Path:
+def plot_confusion_matrix(
+    confusion: Sequence[Sequence[int]],
+    classes: Sequence[str],
+    path: str | Path,
+    title: str = "confusion matrix",
+) -> Path:
     """Row-normalised confusion matrix (true class down, predicted across) as a PNG.
 
     Counts are written in the cells when there are at most 30 classes.
@@ -88,8 +94,15 @@ def plot_confusion_matrix(confusion: Sequence[Sequence[int]], classes: Sequence[
         for i in range(k):
             for j in range(k):
                 if cm[i, j]:
-                    ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if norm[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        int(cm[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black",
+                    )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)

@@ -61,8 +61,7 @@ class MetricLog:
             process at or after it are purged, so a resumed run has no duplicates).
     """
 
-    def __init__(self, out_dir: str | Path, tensorboard: bool = True, first_epoch: int = 1
-                 ) -> None:
+    def __init__(self, out_dir: str | Path, tensorboard: bool = True, first_epoch: int = 1) -> None:
         self.out_dir = Path(out_dir)
         self.csv_path = self.out_dir / "metrics.csv"
         self.jsonl_path = self.out_dir / "metrics.jsonl"
@@ -71,11 +70,15 @@ class MetricLog:
             if tensorboard_available():
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(str(self.out_dir / "tensorboard"),
-                                            purge_step=first_epoch)
+                self.writer = SummaryWriter(
+                    str(self.out_dir / "tensorboard"), purge_step=first_epoch
+                )
             else:
-                logger.info("tensorboard is not installed: metrics go to %s and %s only",
-                            self.csv_path.name, self.jsonl_path.name)
+                logger.info(
+                    "tensorboard is not installed: metrics go to %s and %s only",
+                    self.csv_path.name,
+                    self.jsonl_path.name,
+                )
 
     def write(self, history: Sequence[Mapping[str, Any]]) -> None:
         """Rewrite the CSV and JSONL files from ``history`` and log its last row to TensorBoard."""
@@ -90,8 +93,10 @@ class MetricLog:
         for row in history:
             writer.writerow({k: ("" if _clean(v) is None else v) for k, v in row.items()})
         atomic_write_text(self.csv_path, buffer.getvalue())
-        atomic_write_text(self.jsonl_path, "".join(
-            json.dumps({k: _clean(v) for k, v in row.items()}) + "\n" for row in history))
+        atomic_write_text(
+            self.jsonl_path,
+            "".join(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n" for row in history),
+        )
         if self.writer is not None:
             last = history[-1]
             epoch = int(last["epoch"])

@@ -16,12 +16,14 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A plain-text table with a rule under the header; numbers right-aligned."""
     cells = [[str(h) for h in header]] + [["" if v is None else str(v) for v in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    numeric = [all(_is_number(r[i]) for r in rows if r[i] not in (None, "")) for i in
-               range(len(header))]
+    numeric = [
+        all(_is_number(r[i]) for r in rows if r[i] not in (None, "")) for i in range(len(header))
+    ]
 
     def line(row: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if n else c.ljust(w)
-                         for c, w, n in zip(row, widths, numeric, strict=True)).rstrip()
+        return "  ".join(
+            c.rjust(w) if n else c.ljust(w) for c, w, n in zip(row, widths, numeric, strict=True)
+        ).rstrip()
 
     out = [line(cells[0]), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in cells[1:]]
@@ -60,8 +62,13 @@ def format_train_summary(result: TrainResult, max_rows: int = 20) -> str:
     pairs = result.task == "transfer"
     rows = []
     for r in shown:
-        row = [r["epoch"], _num(r["train_loss"]), _pct(r["train_top1"]), _num(r["val_loss"]),
-               _pct(r["val_top1"])]
+        row = [
+            r["epoch"],
+            _num(r["train_loss"]),
+            _pct(r["train_top1"]),
+            _num(r["val_loss"]),
+            _pct(r["val_top1"]),
+        ]
         if not pairs:
             row.append(_pct(r["val_top5"]))
         rows.append(row + [f"{r['lr']:.3g}", f"{r['seconds']:.0f}", f"{r['clips_per_s']:.1f}"])
@@ -78,15 +85,23 @@ def format_train_summary(result: TrainResult, max_rows: int = 20) -> str:
     parts.append(format_table(header + ["lr", "time s", "clips/s"], rows))
     if result.best is not None:
         best = result.best
-        what = ("held-out pair accuracy" if pairs else "val top-1")
-        where = ("fixed held-out pairs" if pairs else "centre clip per video")
-        parts.append(f"best epoch {best['epoch']}: {what} {_pct(best['val_top1'])}, "
-                     f"loss {_num(best['val_loss'])} ({where})")
+        what = "held-out pair accuracy" if pairs else "val top-1"
+        where = "fixed held-out pairs" if pairs else "centre clip per video"
+        parts.append(
+            f"best epoch {best['epoch']}: {what} {_pct(best['val_top1'])}, "
+            f"loss {_num(best['val_loss'])} ({where})"
+        )
     status = "INTERRUPTED" if result.interrupted else "finished"
-    parts.append(f"{status}: {result.epochs_done}/{cfg.epochs} epochs, {result.steps} steps, "
-                 f"{result.seconds:.0f} s")
-    files = [("last", result.last_checkpoint), ("best", result.best_checkpoint),
-             ("student init", result.exported), ("curves", result.curves_png)]
+    parts.append(
+        f"{status}: {result.epochs_done}/{cfg.epochs} epochs, {result.steps} steps, "
+        f"{result.seconds:.0f} s"
+    )
+    files = [
+        ("last", result.last_checkpoint),
+        ("best", result.best_checkpoint),
+        ("student init", result.exported),
+        ("curves", result.curves_png),
+    ]
     parts.append("  ".join(f"{name}: {path}" for name, path in files if path is not None))
     return "\n".join(parts)
 
@@ -94,20 +109,39 @@ def format_train_summary(result: TrainResult, max_rows: int = 20) -> str:
 def format_eval_table(result: EvalResult) -> str:
     """One row per split (and their average): top-1, top-5, mean class accuracy, counts."""
     rows = [
-        [s.split, _pct(s.top1), _pct(s.top5), _pct(s.mean_class_accuracy), s.num_videos,
-         s.num_clips, len(s.skipped)]
+        [
+            s.split,
+            _pct(s.top1),
+            _pct(s.top5),
+            _pct(s.mean_class_accuracy),
+            s.num_videos,
+            s.num_clips,
+            len(s.skipped),
+        ]
         for s in result.splits
     ]
     if len(result.splits) > 1:
         avg = result.average
-        rows.append(["mean", _pct(avg["top1"]), _pct(avg["top5"]),
-                     _pct(avg["mean_class_accuracy"]), "", "", ""])
+        rows.append(
+            [
+                "mean",
+                _pct(avg["top1"]),
+                _pct(avg["top5"]),
+                _pct(avg["mean_class_accuracy"]),
+                "",
+                "",
+                "",
+            ]
+        )
     chance = 1.0 / max(1, len(result.classes))
     p = result.protocol
-    head = (f"{result.dataset} ({result.subset}), {len(result.classes)} classes (chance "
-            f"{_pct(chance)}); {p['frames']} frames x stride {p['stride']}, non-overlapping "
-            f"clips, {p['size']}px centre crop, softmax averaged per video")
-    table = format_table(["split", "top-1", "top-5", "mean class", "videos", "clips",
-                          "skipped"], rows)
+    head = (
+        f"{result.dataset} ({result.subset}), {len(result.classes)} classes (chance "
+        f"{_pct(chance)}); {p['frames']} frames x stride {p['stride']}, non-overlapping "
+        f"clips, {p['size']}px centre crop, softmax averaged per video"
+    )
+    table = format_table(
+        ["split", "top-1", "top-5", "mean class", "videos", "clips", "skipped"], rows
+    )
     tail = f"report: {result.report_path}" if result.report_path else ""
     return "\n".join(x for x in (head, table, tail) if x)

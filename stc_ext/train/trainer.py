@@ -68,8 +68,17 @@ logger = logging.getLogger("stc_ext.train")
 
 # Fields that define the network (and the optimiser's state): a checkpoint cannot be resumed
 # under other values.
-MODEL_FIELDS = ("model", "frames", "size", "branches", "reduction", "widths", "shortcut",
-                "dropout", "optimizer")
+MODEL_FIELDS = (
+    "model",
+    "frames",
+    "size",
+    "branches",
+    "reduction",
+    "widths",
+    "shortcut",
+    "dropout",
+    "optimizer",
+)
 # Fields that decide which samples each step sees: changing them is refused mid-epoch and
 # warned about at an epoch boundary (the run then differs from an uninterrupted one).
 SCHEDULE_FIELDS = ("dataset", "split", "stride", "short_side", "batch_size", "seed", "amp")
@@ -105,8 +114,9 @@ class TrainResult:
 # ---------------------------------------------------------------------------- model
 
 
-def build_model(config: Mapping[str, Any], num_classes: int, backend: str | None = None
-                ) -> nn.Module:
+def build_model(
+    config: Mapping[str, Any], num_classes: int, backend: str | None = None
+) -> nn.Module:
     """Build the network a (train) config describes, for ``num_classes`` classes."""
     name = config["model"]
     kwargs: dict[str, Any] = {"dropout": config.get("dropout", 0.0)}
@@ -115,12 +125,15 @@ def build_model(config: Mapping[str, Any], num_classes: int, backend: str | None
     if config.get("shortcut"):
         kwargs["shortcut_type"] = config["shortcut"]
     if name.startswith("stc_"):
-        kwargs.update(branches=config.get("branches", "stc"),
-                      reduction=config.get("reduction", 4),
-                      backend=backend or config.get("backend", "auto"))
+        kwargs.update(
+            branches=config.get("branches", "stc"),
+            reduction=config.get("reduction", 4),
+            backend=backend or config.get("backend", "auto"),
+        )
     try:
-        return models.build(name, num_classes, frames=config["frames"], size=config["size"],
-                            **kwargs)
+        return models.build(
+            name, num_classes, frames=config["frames"], size=config["size"], **kwargs
+        )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -131,16 +144,23 @@ def check_model_name(name: str) -> None:
     if name not in known:
         close = difflib.get_close_matches(name, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ConfigError(f"unknown model {name!r}{hint} (stc_ext.models.list_models() has "
-                          f"{', '.join(known)})")
+        raise ConfigError(
+            f"unknown model {name!r}{hint} (stc_ext.models.list_models() has {', '.join(known)})"
+        )
 
 
 def _check_static(cfg: RunConfig) -> None:
     """Checks of the shared fields that need neither files nor devices."""
     check_model_name(cfg.model)
-    positive = {"frames": cfg.frames, "stride": cfg.stride, "size": cfg.size,
-                "short_side": cfg.short_side, "epochs": cfg.epochs,
-                "batch_size": cfg.batch_size, "reduction": cfg.reduction}
+    positive = {
+        "frames": cfg.frames,
+        "stride": cfg.stride,
+        "size": cfg.size,
+        "short_side": cfg.short_side,
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "reduction": cfg.reduction,
+    }
     if cfg.micro_batch_size is not None:
         positive["micro_batch_size"] = cfg.micro_batch_size
     for name, value in positive.items():
@@ -163,38 +183,54 @@ def _check_static(cfg: RunConfig) -> None:
     if not 0 <= cfg.label_smoothing < 1:
         raise ConfigError(f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}")
     if not cfg.model.startswith("stc_") and (cfg.branches != "stc" or cfg.reduction != 4):
-        raise ConfigError(f"{cfg.model} has no STC blocks: --branches/--reduction need an "
-                          f"stc_ model (e.g. stc_{cfg.model})")
+        raise ConfigError(
+            f"{cfg.model} has no STC blocks: --branches/--reduction need an "
+            f"stc_ model (e.g. stc_{cfg.model})"
+        )
     if cfg.widths is not None and (len(cfg.widths) != 4 or min(cfg.widths) < 1):
         raise ConfigError(f"--widths needs 4 positive integers, got {cfg.widths}")
 
 
-def _check_resume(saved: Mapping[str, Any], cfg: RunConfig, mid_epoch: bool,
-                  world_size: int, saved_world: int, micro: int, saved_micro: int,
-                  model_fields: tuple[str, ...], schedule_fields: tuple[str, ...]) -> None:
+def _check_resume(
+    saved: Mapping[str, Any],
+    cfg: RunConfig,
+    mid_epoch: bool,
+    world_size: int,
+    saved_world: int,
+    micro: int,
+    saved_micro: int,
+    model_fields: tuple[str, ...],
+    schedule_fields: tuple[str, ...],
+) -> None:
     defaults = config_to_dict(type(cfg)())
     saved = {**defaults, **saved}  # keys a checkpoint lacks had their default then
     changed = [f for f in model_fields if saved[f] != getattr(cfg, f)]
     if changed:
-        details = ", ".join(f"{f}: checkpoint {saved[f]!r} vs now {getattr(cfg, f)!r}"
-                            for f in changed)
-        raise ConfigError(f"--resume {cfg.resume}: the checkpoint was made for another model "
-                          f"or optimiser ({details}); drop those flags to resume it as it was")
+        details = ", ".join(
+            f"{f}: checkpoint {saved[f]!r} vs now {getattr(cfg, f)!r}" for f in changed
+        )
+        raise ConfigError(
+            f"--resume {cfg.resume}: the checkpoint was made for another model "
+            f"or optimiser ({details}); drop those flags to resume it as it was"
+        )
     schedule = [f for f in schedule_fields if saved[f] != getattr(cfg, f)]
     if world_size != saved_world:
         schedule.append(f"world size {saved_world} -> {world_size}")
     if micro != saved_micro:
         schedule.append(f"micro-batch {saved_micro} -> {micro}")
     if schedule and mid_epoch:
-        raise ConfigError(f"--resume {cfg.resume}: the checkpoint was taken mid-epoch; it can "
-                          f"only continue with the same {', '.join(schedule)}")
+        raise ConfigError(
+            f"--resume {cfg.resume}: the checkpoint was taken mid-epoch; it can "
+            f"only continue with the same {', '.join(schedule)}"
+        )
     if schedule:
-        logger.warning("resuming with changed %s: the run will differ from an uninterrupted "
-                       "one", ", ".join(schedule))
+        logger.warning(
+            "resuming with changed %s: the run will differ from an uninterrupted one",
+            ", ".join(schedule),
+        )
 
 
-RUN_FILES = ("last.pt", "best.pt", "config.json", "metrics.csv", "metrics.jsonl",
-             "curves.png")
+RUN_FILES = ("last.pt", "best.pt", "config.json", "metrics.csv", "metrics.jsonl", "curves.png")
 
 
 def _clear_run(out_dir: Path) -> None:
@@ -220,9 +256,11 @@ class StopSignals:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        logger.warning("%s received: finishing this step and saving a checkpoint "
-                       "(press Ctrl-C again to abort without saving)",
-                       signal.Signals(signum).name)
+        logger.warning(
+            "%s received: finishing this step and saving a checkpoint "
+            "(press Ctrl-C again to abort without saving)",
+            signal.Signals(signum).name,
+        )
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
@@ -269,8 +307,9 @@ class Trainer:
     #: Config fields that decide which samples each step sees.
     schedule_fields: tuple[str, ...] = SCHEDULE_FIELDS
 
-    def __init__(self, config: RunConfig,
-                 on_step: Callable[[Trainer, int, int], None] | None = None) -> None:
+    def __init__(
+        self, config: RunConfig, on_step: Callable[[Trainer, int, int], None] | None = None
+    ) -> None:
         self.config = config
         self.on_step = on_step
         self.signals = StopSignals()
@@ -306,22 +345,33 @@ class Trainer:
         self._check_device(info.device)
         self.out_dir = Path(cfg.out_dir)
         if cfg.resume is None and not cfg.overwrite and (self.out_dir / "last.pt").exists():
-            raise ConfigError(f"{self.out_dir} already holds a run (last.pt); pass --resume "
-                              f"{self.out_dir / 'last.pt'} to continue it or --overwrite to "
-                              "start afresh")
+            raise ConfigError(
+                f"{self.out_dir} already holds a run (last.pt); pass --resume "
+                f"{self.out_dir / 'last.pt'} to continue it or --overwrite to "
+                "start afresh"
+            )
         self._check_task()
         checkpoint = None
         if cfg.resume is not None:
             checkpoint = load_checkpoint(cfg.resume)
             made_by = checkpoint.get("task", "classify")
             if made_by != self.task:
-                raise ConfigError(f"--resume {cfg.resume}: the checkpoint is of a {made_by!r} "
-                                  f"run, not {self.task!r} (stc train resumes classify runs, "
-                                  "stc transfer resumes transfer runs)")
-            _check_resume(checkpoint["config"], cfg, checkpoint["batches_done"] > 0, world,
-                          int(checkpoint.get("world_size", 1)), self.micro,
-                          int(checkpoint.get("micro_batch_size", self.micro)),
-                          self.model_fields, self.schedule_fields)
+                raise ConfigError(
+                    f"--resume {cfg.resume}: the checkpoint is of a {made_by!r} "
+                    f"run, not {self.task!r} (stc train resumes classify runs, "
+                    "stc transfer resumes transfer runs)"
+                )
+            _check_resume(
+                checkpoint["config"],
+                cfg,
+                checkpoint["batches_done"] > 0,
+                world,
+                int(checkpoint.get("world_size", 1)),
+                self.micro,
+                int(checkpoint.get("micro_batch_size", self.micro)),
+                self.model_fields,
+                self.schedule_fields,
+            )
         self._build_data(info)
         self._build_model(info.device, checkpoint)
         self._build_optimisation(info.device, checkpoint)
@@ -343,14 +393,17 @@ class Trainer:
         cfg = self.config
         world = tdist.expected_world_size()
         if cfg.batch_size % world:
-            raise ConfigError(f"--batch-size {cfg.batch_size} is not divisible by the world "
-                              f"size {world} (torchrun --nproc_per_node)")
+            raise ConfigError(
+                f"--batch-size {cfg.batch_size} is not divisible by the world "
+                f"size {world} (torchrun --nproc_per_node)"
+            )
         per_rank = cfg.batch_size // world
         self.micro = cfg.micro_batch_size or per_rank
         if per_rank % self.micro:
             raise ConfigError(
                 f"--micro-batch-size {self.micro} does not divide the per-rank batch "
-                f"{per_rank} (= --batch-size {cfg.batch_size} / world size {world})")
+                f"{per_rank} (= --batch-size {cfg.batch_size} / world size {world})"
+            )
         self.accum = per_rank // self.micro
         return world
 
@@ -374,8 +427,10 @@ class Trainer:
         """Task-specific checks of the config and its paths, before anything is built."""
         cfg = self.config
         if cfg.dataset in ("kinetics", "list") and cfg.val_every and not cfg.val_annotations:
-            raise ConfigError(f"--dataset {cfg.dataset} validates on --val-annotations; give it "
-                              "or pass --val-every 0")
+            raise ConfigError(
+                f"--dataset {cfg.dataset} validates on --val-annotations; give it "
+                "or pass --val-every 0"
+            )
         if cfg.init is not None and not Path(cfg.init).is_file():
             raise ConfigError(f"--init: checkpoint not found: {cfg.init}")
 
@@ -395,31 +450,45 @@ class Trainer:
         if any(r.label == UNLABELED for r in train_ann.records):
             raise ConfigError(f"{train_ann.name}: the training set has unlabeled videos")
         self.classes = list(train_ann.classes)
-        train_ds = clip_dataset(train_ann, cfg.frames, cfg.stride, "train", cfg.size,
-                                cfg.short_side, cfg.strict_data)
+        train_ds = clip_dataset(
+            train_ann, cfg.frames, cfg.stride, "train", cfg.size, cfg.short_side, cfg.strict_data
+        )
         self.train_sampler = ResumableSampler(
-            train_ds, info.world_size, info.rank, cfg.seed, self.micro * self.accum)
+            train_ds, info.world_size, info.rank, cfg.seed, self.micro * self.accum
+        )
         if self.train_sampler.steps_per_epoch == 0:
             raise ConfigError(
                 f"--batch-size {cfg.batch_size} is larger than the training set "
-                f"({len(train_ds)} videos): no complete step per epoch")
+                f"({len(train_ds)} videos): no complete step per epoch"
+            )
         pin = info.device.type == "cuda"
-        self.train_loader = make_loader(SeededDataset(train_ds), self.micro, self.train_sampler,
-                                        cfg.workers, pin, cfg.seed)
+        self.train_loader = make_loader(
+            SeededDataset(train_ds), self.micro, self.train_sampler, cfg.workers, pin, cfg.seed
+        )
         self.val_loader = None
         if cfg.val_every:
             if cfg.dataset in ("ucf101", "hmdb51", "synthetic"):
-                val_ann = read_annotation(cfg.dataset, cfg.root, cfg.annotations, cfg.split,
-                                          "test")
+                val_ann = read_annotation(cfg.dataset, cfg.root, cfg.annotations, cfg.split, "test")
             else:
-                val_ann = read_annotation(cfg.dataset, cfg.val_root or cfg.root,
-                                          cfg.val_annotations, cfg.split, "test",
-                                          classes=self.classes)
-            val_ds = clip_dataset(val_ann, cfg.frames, cfg.stride, "val", cfg.size,
-                                  cfg.short_side, cfg.strict_data)
-            self.val_loader = make_loader(val_ds, self.micro,
-                                          ShardSampler(len(val_ds), info.rank, info.world_size),
-                                          min(cfg.workers, 2), pin, cfg.seed)
+                val_ann = read_annotation(
+                    cfg.dataset,
+                    cfg.val_root or cfg.root,
+                    cfg.val_annotations,
+                    cfg.split,
+                    "test",
+                    classes=self.classes,
+                )
+            val_ds = clip_dataset(
+                val_ann, cfg.frames, cfg.stride, "val", cfg.size, cfg.short_side, cfg.strict_data
+            )
+            self.val_loader = make_loader(
+                val_ds,
+                self.micro,
+                ShardSampler(len(val_ds), info.rank, info.world_size),
+                min(cfg.workers, 2),
+                pin,
+                cfg.seed,
+            )
 
     def _create_model(self, checkpoint: Mapping[str, Any] | None) -> nn.Module:
         """The network on the CPU, with the checkpoint's (or ``--init``) weights loaded."""
@@ -429,7 +498,8 @@ class Trainer:
             if list(checkpoint["classes"]) != self.classes:
                 raise ConfigError(
                     f"--resume {cfg.resume}: the checkpoint has {len(checkpoint['classes'])} "
-                    f"classes, the dataset {len(self.classes)} (or in another order)")
+                    f"classes, the dataset {len(self.classes)} (or in another order)"
+                )
             model.load_state_dict(checkpoint["model"])
             if cfg.init is not None:
                 logger.info("--init ignored: resuming from %s", cfg.resume)
@@ -448,8 +518,9 @@ class Trainer:
     def _dummy_batch(self) -> Any:
         """A one-sample batch of the right shapes, for a rank whose micro-batch was empty."""
         cfg = self.config
-        return ClipBatch(torch.zeros(1, 3, cfg.frames, cfg.size, cfg.size),
-                         torch.zeros(1, dtype=torch.int64))
+        return ClipBatch(
+            torch.zeros(1, 3, cfg.frames, cfg.size, cfg.size), torch.zeros(1, dtype=torch.int64)
+        )
 
     def _to_channels_last(self, model: nn.Module) -> None:
         """``--channels-last``: the 3D network's weights in ``channels_last_3d``."""
@@ -458,8 +529,10 @@ class Trainer:
     def _describe_run(self) -> str:
         """One line saying what the run trains, for the summary."""
         cfg = self.config
-        return (f"{cfg.model} on {cfg.dataset} split {cfg.split}: {len(self.classes)} classes, "
-                f"{cfg.frames} frames x stride {cfg.stride}, {cfg.size}px")
+        return (
+            f"{cfg.model} on {cfg.dataset} split {cfg.split}: {len(self.classes)} classes, "
+            f"{cfg.frames} frames x stride {cfg.stride}, {cfg.size}px"
+        )
 
     def _export(self, state: Mapping[str, Any]) -> None:
         """Called on rank 0 after each checkpoint is written (transfer writes its init)."""
@@ -476,17 +549,23 @@ class Trainer:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model
 
-    def _build_optimisation(self, device: torch.device,
-                            checkpoint: Mapping[str, Any] | None) -> None:
+    def _build_optimisation(
+        self, device: torch.device, checkpoint: Mapping[str, Any] | None
+    ) -> None:
         cfg = self.config
         params = [p for p in self.model.parameters() if p.requires_grad]  # not frozen ones
         if cfg.optimizer == "adamw":
             self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
-                params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+                params, lr=cfg.lr, weight_decay=cfg.weight_decay
+            )
         else:
             self.optimizer = torch.optim.SGD(
-                params, lr=cfg.lr, momentum=cfg.momentum,
-                nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+                params,
+                lr=cfg.lr,
+                momentum=cfg.momentum,
+                nesterov=cfg.nesterov,
+                weight_decay=cfg.weight_decay,
+            )
         self.scheduler = self._make_scheduler()
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
@@ -507,7 +586,8 @@ class Trainer:
         forward: nn.Module = self.model
         if world > 1:
             self.ddp = DistributedDataParallel(
-                self.model, device_ids=[device.index] if device.type == "cuda" else None)
+                self.model, device_ids=[device.index] if device.type == "cuda" else None
+            )
             forward = self.ddp
         if cfg.compile:
             forward = torch.compile(forward)  # type: ignore[assignment]
@@ -517,13 +597,18 @@ class Trainer:
         cfg = self.config
         if cfg.scheduler == "plateau":
             return torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.patience,
-                min_lr=cfg.min_lr)
+                self.optimizer,
+                mode="min",
+                factor=cfg.lr_factor,
+                patience=cfg.patience,
+                min_lr=cfg.min_lr,
+            )
         if cfg.scheduler == "step":
             return torch.optim.lr_scheduler.StepLR(self.optimizer, cfg.lr_step, cfg.lr_factor)
         if cfg.scheduler == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, cfg.epochs,
-                                                              eta_min=cfg.min_lr)
+            return torch.optim.lr_scheduler.CosineAnnealingLR(
+                self.optimizer, cfg.epochs, eta_min=cfg.min_lr
+            )
         return None
 
     def _load_training_state(self, ckpt: Mapping[str, Any]) -> None:
@@ -534,8 +619,10 @@ class Trainer:
             if ckpt["config"].get("scheduler") == cfg.scheduler:
                 self.scheduler.load_state_dict(ckpt["scheduler"])
             else:
-                logger.warning("--scheduler changed from %s: starting it afresh",
-                               ckpt["config"].get("scheduler"))
+                logger.warning(
+                    "--scheduler changed from %s: starting it afresh",
+                    ckpt["config"].get("scheduler"),
+                )
         if self.scaler.is_enabled() and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         self.epoch = int(ckpt["epoch"])
@@ -551,13 +638,23 @@ class Trainer:
         if len(rngs) == info.world_size:
             self._rng = rngs[info.rank]
         elif rngs:
-            logger.warning("checkpoint has RNG states of %d ranks, this run %d: reseeding",
-                           len(rngs), info.world_size)
+            logger.warning(
+                "checkpoint has RNG states of %d ranks, this run %d: reseeding",
+                len(rngs),
+                info.world_size,
+            )
         if self.epoch >= cfg.epochs and not self.batches_done:
-            logger.warning("the checkpoint has finished %d of --epochs %d: nothing to train",
-                           self.epoch, cfg.epochs)
-        logger.info("resumed from %s at epoch %d, step %d", cfg.resume,
-                    self.epoch + (1 if self.batches_done else 0), self.step)
+            logger.warning(
+                "the checkpoint has finished %d of --epochs %d: nothing to train",
+                self.epoch,
+                cfg.epochs,
+            )
+        logger.info(
+            "resumed from %s at epoch %d, step %d",
+            cfg.resume,
+            self.epoch + (1 if self.batches_done else 0),
+            self.step,
+        )
 
     # -------------------------------------------------------------- checkpoints
     def _checkpoint(self, meter: ClipMeter | None) -> dict[str, Any]:
@@ -580,8 +677,11 @@ class Trainer:
             "rng": rng,
             # Where the data stream stands: the epoch's order is a function of (seed, epoch),
             # so these three numbers restore it.
-            "sampler": {"epoch": self.epoch, "position": self.batches_done * self.micro,
-                        "seed": self.train_sampler.seed},
+            "sampler": {
+                "epoch": self.epoch,
+                "position": self.batches_done * self.micro,
+                "seed": self.train_sampler.seed,
+            },
             "config": config_to_dict(self.config),
             "classes": self.classes,
             "num_classes": len(self.classes),
@@ -670,10 +770,14 @@ class Trainer:
         clips_per_step = self.micro * self.accum * self.dist.world_size
         first = self.batches_done // self.accum
         self.model.train()
-        with progress_bar(cfg.progress and self.dist.is_main,
-                           total=sampler.steps_per_epoch * clips_per_step,
-                           initial=first * clips_per_step, unit="clip",
-                           desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False) as bar:
+        with progress_bar(
+            cfg.progress and self.dist.is_main,
+            total=sampler.steps_per_epoch * clips_per_step,
+            initial=first * clips_per_step,
+            unit="clip",
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            leave=False,
+        ) as bar:
             batches = self._batches()
             for step_in_epoch in range(first, sampler.steps_per_epoch):
                 for k in range(self.accum):
@@ -684,9 +788,12 @@ class Trainer:
                 if bar is not None:
                     bar.update(clips_per_step)
                     local = meter.local()
-                    bar.set_postfix(loss=f"{local['loss']:.3f}", top1=f"{local['top1']:.3f}",
-                                    lr=f"{self.optimizer.param_groups[0]['lr']:.3g}",
-                                    refresh=False)
+                    bar.set_postfix(
+                        loss=f"{local['loss']:.3f}",
+                        top1=f"{local['top1']:.3f}",
+                        lr=f"{self.optimizer.param_groups[0]['lr']:.3g}",
+                        refresh=False,
+                    )
                 if self.on_step is not None:
                     self.on_step(self, epoch, step_in_epoch)
                 if self._stop_agreed():
@@ -718,15 +825,26 @@ class Trainer:
         assert self.dist is not None
         cfg, info = self.config, self.dist
         start = time.perf_counter()
-        log = MetricLog(self.out_dir, cfg.tensorboard, first_epoch=self.epoch + 1) \
-            if info.is_main else None
+        log = (
+            MetricLog(self.out_dir, cfg.tensorboard, first_epoch=self.epoch + 1)
+            if info.is_main
+            else None
+        )
         interrupted = False
         if info.is_main:
-            logger.info("training %s on %s: %d epochs x %d steps, batch %d = "
-                        "%d rank(s) x %d clips x %d accumulation, on %s",
-                        cfg.model, self._describe_data(), cfg.epochs,
-                        self.train_sampler.steps_per_epoch, cfg.batch_size, info.world_size,
-                        self.micro, self.accum, info.device)
+            logger.info(
+                "training %s on %s: %d epochs x %d steps, batch %d = "
+                "%d rank(s) x %d clips x %d accumulation, on %s",
+                cfg.model,
+                self._describe_data(),
+                cfg.epochs,
+                self.train_sampler.steps_per_epoch,
+                cfg.batch_size,
+                info.world_size,
+                self.micro,
+                self.accum,
+                info.device,
+            )
         try:
             with self.signals:
                 while self.epoch < cfg.epochs:
@@ -748,14 +866,26 @@ class Trainer:
         last = self.out_dir / "last.pt"
         best = self.out_dir / "best.pt"
         return TrainResult(
-            out_dir=self.out_dir, config=cfg, classes=self.classes, history=self.history,
-            best=self.best, epochs_done=self.epoch, steps=self.step, interrupted=interrupted,
-            seconds=time.perf_counter() - start, world_size=info.world_size,
-            accumulation=self.accum, micro_batch_size=self.micro,
+            out_dir=self.out_dir,
+            config=cfg,
+            classes=self.classes,
+            history=self.history,
+            best=self.best,
+            epochs_done=self.epoch,
+            steps=self.step,
+            interrupted=interrupted,
+            seconds=time.perf_counter() - start,
+            world_size=info.world_size,
+            accumulation=self.accum,
+            micro_batch_size=self.micro,
             last_checkpoint=last if last.exists() else None,
-            best_checkpoint=best if best.exists() else None, curves_png=curves,
-            init_report=self.init_report, task=self.task, exported=self._exported_path(),
-            description=self._describe_run())
+            best_checkpoint=best if best.exists() else None,
+            curves_png=curves,
+            init_report=self.init_report,
+            task=self.task,
+            exported=self._exported_path(),
+            description=self._describe_run(),
+        )
 
     def _exported_path(self) -> Path | None:
         """Where ``_export`` writes (None when the task exports nothing)."""
@@ -773,8 +903,12 @@ class Trainer:
         if self._train_epoch(epoch, meter):
             self._save(self._checkpoint(meter), best=False)
             if self.dist.is_main:
-                logger.warning("stopped in epoch %d after step %d; resume with --resume %s",
-                               epoch + 1, self.step, self.out_dir / "last.pt")
+                logger.warning(
+                    "stopped in epoch %d after step %d; resume with --resume %s",
+                    epoch + 1,
+                    self.step,
+                    self.out_dir / "last.pt",
+                )
             return True
         train_seconds = time.perf_counter() - started
         train = meter.reduce()
@@ -784,8 +918,12 @@ class Trainer:
             val = self.validate()
         lr = self.optimizer.param_groups[0]["lr"]
         row: dict[str, Any] = {
-            "epoch": epoch + 1, "step": self.step, "lr": lr,
-            "train_loss": train["loss"], "train_top1": train["top1"], "train_top5": train["top5"],
+            "epoch": epoch + 1,
+            "step": self.step,
+            "lr": lr,
+            "train_loss": train["loss"],
+            "train_top1": train["top1"],
+            "train_top5": train["top5"],
             "val_loss": val["loss"] if val else math.nan,
             "val_top1": val["top1"] if val else math.nan,
             "val_top5": val["top5"] if val else math.nan,
@@ -806,12 +944,22 @@ class Trainer:
         if log is not None:
             log.write(self.history)
             acc = self.accuracy_name
-            val_text = (f", val loss {row['val_loss']:.4f} {acc} {row['val_top1']:.3f}"
-                        if val else "")
-            logger.info("epoch %d/%d: train loss %.4f %s %.3f%s, lr %.3g, %.0f s (%.1f "
-                        "clips/s)%s", epoch + 1, cfg.epochs, row["train_loss"], acc,
-                        row["train_top1"], val_text, lr, row["seconds"], row["clips_per_s"],
-                        " *best*" if is_best else "")
+            val_text = (
+                f", val loss {row['val_loss']:.4f} {acc} {row['val_top1']:.3f}" if val else ""
+            )
+            logger.info(
+                "epoch %d/%d: train loss %.4f %s %.3f%s, lr %.3g, %.0f s (%.1f clips/s)%s",
+                epoch + 1,
+                cfg.epochs,
+                row["train_loss"],
+                acc,
+                row["train_top1"],
+                val_text,
+                lr,
+                row["seconds"],
+                row["clips_per_s"],
+                " *best*" if is_best else "",
+            )
         return self._stop_agreed()
 
     def _is_best(self, row: Mapping[str, Any]) -> bool:
@@ -828,9 +976,13 @@ class Trainer:
         return row["val_loss"] < self.best["val_loss"]
 
 
-def resolve_config(cls: type[RunConfig], options: Mapping[str, Any] | None = None,
-                   config_file: str | os.PathLike | None = None, task: str = "classify",
-                   where: str = "train config") -> Any:
+def resolve_config(
+    cls: type[RunConfig],
+    options: Mapping[str, Any] | None = None,
+    config_file: str | os.PathLike | None = None,
+    task: str = "classify",
+    where: str = "train config",
+) -> Any:
     """A ``cls`` from defaults < the resumed checkpoint's config < ``config_file`` < ``options``.
 
     ``options`` are explicitly given settings (e.g. parsed command-line flags); a resumed
@@ -849,8 +1001,9 @@ def resolve_config(cls: type[RunConfig], options: Mapping[str, Any] | None = Non
     return merge(cls, *layers, where=where)
 
 
-def resolve_train_config(options: Mapping[str, Any] | None = None,
-                         config_file: str | os.PathLike | None = None) -> TrainConfig:
+def resolve_train_config(
+    options: Mapping[str, Any] | None = None, config_file: str | os.PathLike | None = None
+) -> TrainConfig:
     """``resolve_config`` for ``stc train``: defaults < checkpoint < file < ``options``."""
     return resolve_config(TrainConfig, options, config_file)
 
@@ -867,14 +1020,18 @@ def _peek_config(path: str | os.PathLike, task: str) -> dict[str, Any]:
         raise ConfigError(f"--resume {path}: not a stc_ext training checkpoint")
     made_by = obj.get("task", "classify")
     if made_by != task:
-        raise ConfigError(f"--resume {path}: the checkpoint is of a {made_by!r} run, not "
-                          f"{task!r} (stc train resumes classify runs, stc transfer resumes "
-                          "transfer runs)")
+        raise ConfigError(
+            f"--resume {path}: the checkpoint is of a {made_by!r} run, not "
+            f"{task!r} (stc train resumes classify runs, stc transfer resumes "
+            "transfer runs)"
+        )
     return dict(obj["config"])
 
 
-def train(config: TrainConfig | Mapping[str, Any],
-          on_step: Callable[[Trainer, int, int], None] | None = None) -> TrainResult:
+def train(
+    config: TrainConfig | Mapping[str, Any],
+    on_step: Callable[[Trainer, int, int], None] | None = None,
+) -> TrainResult:
     """Train a model as ``config`` says; returns a ``TrainResult`` (also on Ctrl-C).
 
     Under ``torchrun`` every rank calls this; rank 0 writes files and logs. Configuration
@@ -885,4 +1042,3 @@ def train(config: TrainConfig | Mapping[str, Any],
     trainer = Trainer(config, on_step=on_step)
     trainer.setup()
     return trainer.fit()
-

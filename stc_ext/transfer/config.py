@@ -18,28 +18,50 @@ class TransferConfig(RunConfig):
     decay 1e-4, Nesterov momentum 0.9, lr 0.1 divided by 10 every 30 epochs, 150 epochs.
     """
 
-    videos: str | None = _f(None, "folder of unlabeled videos (searched recursively; frame "
-                            "folders are not searched)", group="data")
-    val_fraction: float = _f(0.1, "share of the videos held out for the validation pairs "
-                             "(chosen by a hash of their path; 0: no validation)", group="data")
-    teacher_frames: int = _f(16, "RGB frames per pair fed to the 2D teacher (X; 16 in the "
-                             "paper)", group="data")
+    videos: str | None = _f(
+        None,
+        "folder of unlabeled videos (searched recursively; frame folders are not searched)",
+        group="data",
+    )
+    val_fraction: float = _f(
+        0.1,
+        "share of the videos held out for the validation pairs "
+        "(chosen by a hash of their path; 0: no validation)",
+        group="data",
+    )
+    teacher_frames: int = _f(
+        16, "RGB frames per pair fed to the 2D teacher (X; 16 in the paper)", group="data"
+    )
     teacher: str = _f("resnet50", "2D ResNet teacher", TEACHERS, group="teacher")
-    teacher_weights: str | None = _f(None, "the teacher's weights: an ImageNet state_dict "
-                                     "(torchvision/timm keys) or a file from `stc teacher`",
-                                     group="teacher")
-    teacher_widths: list[int] | None = _f(None, "stage widths of a narrow teacher (default: "
-                                          "those recorded in a `stc teacher` file, else "
-                                          "64,128,256,512)", group="teacher")
-    embed_dim: int = _f(1024, "width of the student's and the teacher's fc features (1024)",
-                        group="model")
+    teacher_weights: str | None = _f(
+        None,
+        "the teacher's weights: an ImageNet state_dict "
+        "(torchvision/timm keys) or a file from `stc teacher`",
+        group="teacher",
+    )
+    teacher_widths: list[int] | None = _f(
+        None,
+        "stage widths of a narrow teacher (default: "
+        "those recorded in a `stc teacher` file, else "
+        "64,128,256,512)",
+        group="teacher",
+    )
+    embed_dim: int = _f(
+        1024, "width of the student's and the teacher's fc features (1024)", group="model"
+    )
     # The paper's transfer schedule (§4.2), replacing the classification defaults.
     epochs: int = _f(150, "training epochs", group="optimisation")
-    batch_size: int = _f(32, "effective batch of pairs over all ranks (32 in the paper)",
-                         group="optimisation")
-    scheduler: str = _f("step", "learning-rate schedule: divide by 1/lr-factor every lr-step "
-                        "epochs (the paper), on a held-out loss plateau, cosine, or constant",
-                        SCHEDULERS, group="optimisation")
+    batch_size: int = _f(
+        32, "effective batch of pairs over all ranks (32 in the paper)", group="optimisation"
+    )
+    scheduler: str = _f(
+        "step",
+        "learning-rate schedule: divide by 1/lr-factor every lr-step "
+        "epochs (the paper), on a held-out loss plateau, cosine, or constant",
+        SCHEDULERS,
+        group="optimisation",
+    )
     dropout: float = _f(0.0, "dropout before the student's fc", group="model")
-    out_dir: str = _f("runs/transfer", "where checkpoints, student.pt, config.json and metrics "
-                      "go", group="run")
+    out_dir: str = _f(
+        "runs/transfer", "where checkpoints, student.pt, config.json and metrics go", group="run"
+    )

@@ -47,8 +47,9 @@ _TEACHER = "teacher."
 _STUDENT = "student."
 
 
-def build_teacher(name: str, weights: str | os.PathLike | Mapping[str, Any],
-                  widths: Sequence[int] | None = None) -> ResNet2D:
+def build_teacher(
+    name: str, weights: str | os.PathLike | Mapping[str, Any], widths: Sequence[int] | None = None
+) -> ResNet2D:
     """A frozen 2D ResNet ``name`` (``"resnet50"``, ...) with ``weights`` loaded.
 
     ``weights``: a torchvision/timm-keyed state_dict or a file holding one (an ImageNet
@@ -81,9 +82,11 @@ class CorrespondenceNet(nn.Module):
     def __init__(self, student: ResNet3D, teacher: ResNet2D, embed_dim: int = 1024) -> None:
         super().__init__()
         if student.fc.out_features != embed_dim:
-            raise ValueError(f"CorrespondenceNet: the student's fc gives "
-                             f"{student.fc.out_features} features, expected embed_dim="
-                             f"{embed_dim} (build it with num_classes={embed_dim})")
+            raise ValueError(
+                f"CorrespondenceNet: the student's fc gives "
+                f"{student.fc.out_features} features, expected embed_dim="
+                f"{embed_dim} (build it with num_classes={embed_dim})"
+            )
         self.student = student
         self.teacher = teacher.requires_grad_(False).eval()
         self.teacher_proj = nn.Linear(teacher.feature_dim, embed_dim)
@@ -108,8 +111,10 @@ class CorrespondenceNet(nn.Module):
     def forward(self, frames: Tensor, clip: Tensor) -> Tensor:
         """Frames (N, 3, X, H, W) and clips (N, 3, T, H, W) -> (N, 2) logits (1 = same)."""
         if frames.shape[0] != clip.shape[0]:
-            raise ValueError(f"CorrespondenceNet: frames and clip hold {frames.shape[0]} and "
-                             f"{clip.shape[0]} samples; they must be paired")
+            raise ValueError(
+                f"CorrespondenceNet: frames and clip hold {frames.shape[0]} and "
+                f"{clip.shape[0]} samples; they must be paired"
+            )
         image = self.teacher_proj(self.teacher_features(frames))
         video = self.student(clip)
         return self.head(torch.cat([image, video.to(image.dtype)], dim=1))
@@ -123,12 +128,17 @@ class CorrespondenceNet(nn.Module):
         result = self.load_state_dict(dict(state), strict=False)
         missing = [k for k in result.missing_keys if not k.startswith(_TEACHER)]
         if missing or result.unexpected_keys:
-            raise ValueError(f"CorrespondenceNet: state mismatch: missing {missing}, "
-                             f"unexpected {result.unexpected_keys}")
+            raise ValueError(
+                f"CorrespondenceNet: state mismatch: missing {missing}, "
+                f"unexpected {result.unexpected_keys}"
+            )
 
 
 def student_init_state(model_state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """The student's weights from a correspondence state (``CorrespondenceNet`` keys), without
     its 1024-D ``fc``: what fine-tuning starts from."""
-    return {k[len(_STUDENT):]: v for k, v in model_state.items()
-            if k.startswith(_STUDENT) and not k.startswith(_STUDENT + "fc.")}
+    return {
+        k[len(_STUDENT) :]: v
+        for k, v in model_state.items()
+        if k.startswith(_STUDENT) and not k.startswith(_STUDENT + "fc.")
+    }

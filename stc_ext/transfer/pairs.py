@@ -73,8 +73,7 @@ class PairBatch(NamedTuple):
     labels: torch.Tensor
 
 
-def plan_pair(index: int, num_videos: int, generator: torch.Generator | None = None
-              ) -> PairPlan:
+def plan_pair(index: int, num_videos: int, generator: torch.Generator | None = None) -> PairPlan:
     """The videos of pair ``index`` among ``num_videos`` (see the module docstring).
 
     A negative's clip video is drawn uniformly from the other ``num_videos - 1`` videos with
@@ -113,22 +112,35 @@ class PairDataset(Dataset):
     label int)``, or a :class:`SkippedVideo` (lenient mode) naming the video that failed.
     """
 
-    def __init__(self, source: Annotation, frames: int = 16, stride: int = 2,
-                 teacher_frames: int = 16, mode: str = "train", short_side: int = 122,
-                 crop: int = 112, strict: bool = False) -> None:
+    def __init__(
+        self,
+        source: Annotation,
+        frames: int = 16,
+        stride: int = 2,
+        teacher_frames: int = 16,
+        mode: str = "train",
+        short_side: int = 122,
+        crop: int = 112,
+        strict: bool = False,
+    ) -> None:
         check_clip_args(frames, stride, "PairDataset")
         check_clip_args(teacher_frames, 1, "PairDataset (teacher_frames)")
         if mode not in PAIR_MODES:
             raise ValueError(f"PairDataset: mode must be one of {list(PAIR_MODES)}, got {mode!r}")
         if len(source.records) < 2:
-            raise ValueError(f"PairDataset: {source.name} has {len(source.records)} video(s); "
-                             "negative pairs need at least 2")
+            raise ValueError(
+                f"PairDataset: {source.name} has {len(source.records)} video(s); "
+                "negative pairs need at least 2"
+            )
         self.records = list(source.records)
         self.name = source.name
         self.frames, self.stride, self.teacher_frames = frames, stride, teacher_frames
         self.mode, self.strict = mode, strict
-        self.transform = (TrainTransform(short_side=short_side, crop=crop) if mode == "train"
-                          else EvalTransform(short_side=short_side, crop=crop))
+        self.transform = (
+            TrainTransform(short_side=short_side, crop=crop)
+            if mode == "train"
+            else EvalTransform(short_side=short_side, crop=crop)
+        )
         self._positions = teacher_frame_positions(frames, teacher_frames)
         self._num_frames: dict[int, int] = {}  # learnt per process on first read
 
@@ -155,8 +167,9 @@ class PairDataset(Dataset):
         self._num_frames[video] = num_frames
         return decoded
 
-    def read_pair(self, index: int, generator: torch.Generator | None = None
-                  ) -> tuple[PairPlan, torch.Tensor, torch.Tensor]:
+    def read_pair(
+        self, index: int, generator: torch.Generator | None = None
+    ) -> tuple[PairPlan, torch.Tensor, torch.Tensor]:
         """The plan of pair ``index`` and its untransformed ``uint8`` teacher frames
         ``(X, H, W, 3)`` and clip ``(T, H, W, 3)``.
 
@@ -167,9 +180,11 @@ class PairDataset(Dataset):
         clip_indices = self._clip_indices(generator)
         if plan.positive:
             # One decode: the clip's frames, then the teacher's frames picked among them.
-            both = self._read(plan.clip_video, lambda n: np.concatenate(
-                [idx := clip_indices(n), idx[self._positions]]))
-            return plan, both[self.frames:], both[: self.frames]
+            both = self._read(
+                plan.clip_video,
+                lambda n: np.concatenate([idx := clip_indices(n), idx[self._positions]]),
+            )
+            return plan, both[self.frames :], both[: self.frames]
         teacher = self._read(plan.frame_video, lambda n: clip_indices(n)[self._positions])
         clip = self._read(plan.clip_video, clip_indices)
         return plan, teacher, clip
@@ -186,13 +201,18 @@ class PairDataset(Dataset):
             return SkippedVideo(index, exc.path, exc.reason or str(exc))
         # Each side gets its own crop and flip: a positive must be recognised from content,
         # not from the two inputs being the same pixels.
-        return (self.transform(teacher, generator=generator),
-                self.transform(clip, generator=generator), int(plan.positive))
+        return (
+            self.transform(teacher, generator=generator),
+            self.transform(clip, generator=generator),
+            int(plan.positive),
+        )
 
     def __repr__(self) -> str:
-        return (f"PairDataset({self.name}: {len(self.records)} videos, {len(self)} pairs, "
-                f"frames={self.frames}, stride={self.stride}, "
-                f"teacher_frames={self.teacher_frames}, mode={self.mode!r})")
+        return (
+            f"PairDataset({self.name}: {len(self.records)} videos, {len(self)} pairs, "
+            f"frames={self.frames}, stride={self.stride}, "
+            f"teacher_frames={self.teacher_frames}, mode={self.mode!r})"
+        )
 
 
 def collate_pairs(items: Sequence[object]) -> tuple[PairBatch | None, list[SkippedVideo]]:
@@ -205,5 +225,7 @@ def collate_pairs(items: Sequence[object]) -> tuple[PairBatch | None, list[Skipp
     if not good:
         return None, skipped
     frames, clips, labels = zip(*good, strict=True)
-    return (PairBatch(torch.stack(frames), torch.stack(clips),
-                      torch.tensor(labels, dtype=torch.int64)), skipped)
+    return (
+        PairBatch(torch.stack(frames), torch.stack(clips), torch.tensor(labels, dtype=torch.int64)),
+        skipped,
+    )

@@ -96,8 +96,9 @@ def _test_seed(seed: int) -> int:
     return derived if derived != seed else derived + 1
 
 
-def _accuracy(model: ResNet2D, images: torch.Tensor, labels: torch.Tensor,
-              transform: EvalTransform) -> float:
+def _accuracy(
+    model: ResNet2D, images: torch.Tensor, labels: torch.Tensor, transform: EvalTransform
+) -> float:
     """Top-1 accuracy of ``model`` (eval mode) on ``uint8 (N, H, W, 3)`` images."""
     model.eval()
     correct = 0
@@ -173,8 +174,10 @@ def train_shape_teacher(
         raise ValueError(f"{where}: crop ({crop}) must not exceed short_side ({short_side})")
     if batch_size > images:
         raise ValueError(f"{where}: batch_size ({batch_size}) must not exceed images ({images})")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (
-        math.isfinite(lr) and lr > 0
+    if (
+        isinstance(lr, bool)
+        or not isinstance(lr, (int, float))
+        or not (math.isfinite(lr) and lr > 0)
     ):
         raise ValueError(f"{where}: lr must be a positive number, got {lr!r}")
     out = Path(out)
@@ -193,11 +196,13 @@ def train_shape_teacher(
     model = model.to(memory_format=torch.channels_last)
     generator = torch.Generator().manual_seed(seed)
     augment = TrainTransform(short_side=short_side, crop=crop)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True,
-                                weight_decay=1e-4)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=1e-4
+    )
     warmup = max(1, steps // _WARMUP_FRACTION)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, steps,
-                                                                                 warmup))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: _lr_factor(step, steps, warmup)
+    )
     order = torch.empty(0, dtype=torch.long)
     model.train()
     with progress_bar(progress, total=steps, desc="teacher", unit="step") as bar:
@@ -232,8 +237,13 @@ def train_shape_teacher(
             "test_accuracy": test_accuracy,
             "image": {"short_side": short_side, "crop": crop},
             "recipe": {
-                "images": images, "test_images": test_images, "image_size": image_size,
-                "steps": steps, "batch_size": batch_size, "lr": float(lr), "seed": seed,
+                "images": images,
+                "test_images": test_images,
+                "image_size": image_size,
+                "steps": steps,
+                "batch_size": batch_size,
+                "lr": float(lr),
+                "seed": seed,
                 "test_seed": test_seed,
             },
         },
@@ -243,10 +253,24 @@ def train_shape_teacher(
     logger.info(
         "teacher resnet2d-%d widths %s: train accuracy %.3f, test accuracy %.3f after %d steps "
         "(%.1f s, %.1f s of it generating images) -> %s",
-        depth, list(widths_t), train_accuracy, test_accuracy, steps, seconds, generated, path,
+        depth,
+        list(widths_t),
+        train_accuracy,
+        test_accuracy,
+        steps,
+        seconds,
+        generated,
+        path,
     )
-    return TeacherResult(path=path, depth=depth, widths=widths_t, train_accuracy=train_accuracy,
-                         test_accuracy=test_accuracy, steps=steps, seconds=seconds)
+    return TeacherResult(
+        path=path,
+        depth=depth,
+        widths=widths_t,
+        train_accuracy=train_accuracy,
+        test_accuracy=test_accuracy,
+        steps=steps,
+        seconds=seconds,
+    )
 
 
 def read_teacher_arch(path: str | os.PathLike) -> dict[str, Any] | None:

@@ -35,8 +35,7 @@ def ucf(tmp_path):
     for k in (1, 2, 3):
         _write(
             splits / f"trainlist0{k}.txt",
-            f"ApplyEyeMakeup/v_ApplyEyeMakeup_g0{k}_c01.avi 1\r\n"
-            f"YoYo/v_YoYo_g0{k}_c02.avi 3\r\n\n",
+            f"ApplyEyeMakeup/v_ApplyEyeMakeup_g0{k}_c01.avi 1\r\nYoYo/v_YoYo_g0{k}_c02.avi 3\r\n\n",
         )
         _write(splits / f"testlist0{k}.txt", f"Archery/v_Archery_g1{k}_c01.avi\n")
     return tmp_path / "UCF-101", splits
@@ -114,7 +113,8 @@ def test_hmdb51_ids_select_train_and_test(hmdb):
     train = read_hmdb51(root, splits, split=1, subset="train")
     assert train.classes == ["brush_hair", "climb_stairs"]  # underscores kept, sorted
     assert [(r.path.relative_to(root).as_posix(), r.label) for r in train] == [
-        ("brush_hair/a.avi", 0), ("climb_stairs/e.avi", 1)
+        ("brush_hair/a.avi", 0),
+        ("climb_stairs/e.avi", 1),
     ]
     test = read_hmdb51(root, splits, split=1, subset="test")
     assert [r.path.name for r in test] == ["b.avi", "d.avi"]
@@ -175,8 +175,9 @@ def test_kinetics_csv_errors_and_unlabeled_rows(tmp_path):
 
 
 def test_list_file_integer_and_named_labels(tmp_path):
-    lst = _write(tmp_path / "lists" / "train.txt",
-                 "# path label\nclips/a b.mp4 2\nclips/c.mp4 0\n\n")
+    lst = _write(
+        tmp_path / "lists" / "train.txt", "# path label\nclips/a b.mp4 2\nclips/c.mp4 0\n\n"
+    )
     ann = read_list_file(lst)
     assert ann.classes == ["0", "1", "2"]
     assert ann.records == [
@@ -210,7 +211,9 @@ def test_video_folder_is_unlabeled_sorted_and_recursive(tmp_path):
         _write(tmp_path / "raw" / rel, "")
     ann = read_video_folder(tmp_path / "raw")
     assert [r.path.relative_to(tmp_path / "raw").as_posix() for r in ann] == [
-        "a.AVI", "b/2.mp4", "b/c/3.webm"
+        "a.AVI",
+        "b/2.mp4",
+        "b/c/3.webm",
     ]
     assert all(r.label == UNLABELED for r in ann) and ann.classes == []
     assert len(read_video_folder(tmp_path / "raw", recursive=False)) == 1

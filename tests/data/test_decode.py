@@ -54,8 +54,9 @@ def test_a_stale_frame_count_is_corrected_without_error(video_file):
     np.testing.assert_array_equal(frame_ids(frames), [29])
 
 
-def test_decoding_stops_after_the_last_needed_frame_and_keeps_only_selected(video_file,
-                                                                              monkeypatch):
+def test_decoding_stops_after_the_last_needed_frame_and_keeps_only_selected(
+    video_file, monkeypatch
+):
     reader = VideoFileReader(video_file)
     calls = []
     original = reader.decode
@@ -129,8 +130,10 @@ def _truncated(src, dst, keep: float):
     "make, reason",
     [
         (lambda d, v: d.joinpath("empty.mp4").write_bytes(b"") and d / "empty.mp4", "cannot open"),
-        (lambda d, v: d.joinpath("junk.mp4").write_bytes(b"\x00junk" * 99) and d / "junk.mp4",
-         "cannot open"),
+        (
+            lambda d, v: d.joinpath("junk.mp4").write_bytes(b"\x00junk" * 99) and d / "junk.mp4",
+            "cannot open",
+        ),
         # moov atom at the end: cutting the file loses the index, nothing decodes.
         (lambda d, v: _truncated(v, d / "cut.mp4", 0.5), "cannot open"),
         (lambda d, v: d / "absent.mp4", "cannot open"),

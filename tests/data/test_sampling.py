@@ -72,10 +72,9 @@ def test_test_clips_cover_every_sampled_position_once(n, frames, stride):
     np.testing.assert_array_equal(flat[: len(positions)], positions)
     np.testing.assert_array_equal(flat, np.resize(positions, len(flat)))
 
+
 def test_test_clips_example_and_drop_last_partial():
-    np.testing.assert_array_equal(
-        non_overlapping_clip_indices(10, 3, 2), [[0, 2, 4], [6, 8, 0]]
-    )
+    np.testing.assert_array_equal(non_overlapping_clip_indices(10, 3, 2), [[0, 2, 4], [6, 8, 0]])
     np.testing.assert_array_equal(
         non_overlapping_clip_indices(10, 3, 2, drop_last_partial=True), [[0, 2, 4]]
     )

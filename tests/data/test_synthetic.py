@@ -28,7 +28,8 @@ SMALL = dict(classes=3, videos_per_class=4, frames=12, size=48)
 def _digests(root):
     return {
         p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -79,8 +80,11 @@ def test_refuses_to_overwrite_unless_asked(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"classes": 13}, "classes must be in 2..12"), ({"size": 40}, "size must be a multiple of 16"),
-     ({"videos_per_class": 1}, "videos_per_class must be >= 2")],
+    [
+        ({"classes": 13}, "classes must be in 2..12"),
+        ({"size": 40}, "size must be a multiple of 16"),
+        ({"videos_per_class": 1}, "videos_per_class must be >= 2"),
+    ],
 )
 def test_argument_validation(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -138,8 +142,7 @@ def test_per_class_single_frame_statistics_nearly_identical(varied):
     statistics sit within sampling noise of the others' (a 30% larger actor in one class
     scores z > 2.5 here)."""
     scenes = [
-        sample_scene(np.random.default_rng(k), frames=12, size=48, varied=varied)
-        for k in range(16)
+        sample_scene(np.random.default_rng(k), frames=12, size=48, varied=varied) for k in range(16)
     ]
     per_scene = np.stack(
         [[_frame_features(render(name, s)).mean(0) for s in scenes] for name in CLASS_NAMES]
@@ -154,9 +157,16 @@ def test_no_class_prefers_left_or_right_so_horizontal_flips_keep_labels():
     scenes = [sample_scene(np.random.default_rng(k)) for k in range(200)]
     for name in CLASS_NAMES:
         for attr in ("x", "angle"):
-            steps = np.array([np.diff(np.unwrap(actor_states(name, s)[attr], period=128
-                                                if attr == "x" else 2 * np.pi))[0]
-                              for s in scenes])
+            steps = np.array(
+                [
+                    np.diff(
+                        np.unwrap(
+                            actor_states(name, s)[attr], period=128 if attr == "x" else 2 * np.pi
+                        )
+                    )[0]
+                    for s in scenes
+                ]
+            )
             moving = steps[np.abs(steps) > 1e-9]
             if moving.size:
                 share = (moving > 0).mean()

@@ -30,8 +30,13 @@ def _resize_frame(frame: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 @pytest.mark.parametrize(
     "shape, expected",
-    [((240, 320), (122, 163)), ((320, 240), (163, 122)), ((90, 160), (122, 217)),
-     ((122, 200), (122, 200)), ((128, 128), (122, 122))],
+    [
+        ((240, 320), (122, 163)),
+        ((320, 240), (163, 122)),
+        ((90, 160), (122, 217)),
+        ((122, 200), (122, 200)),
+        ((128, 128), (122, 122)),
+    ],
 )
 def test_resize_short_side_keeps_aspect_and_uint8(shape, expected):
     clip = _clip(3, *shape)
@@ -57,7 +62,11 @@ def test_resize_accepts_leading_dims():
 
 def test_five_crop_offsets():
     assert [five_crop_offset(122, 163, 112, p) for p in FIVE_CROP_POSITIONS] == [
-        (5, 25), (0, 0), (0, 51), (10, 0), (10, 51)
+        (5, 25),
+        (0, 0),
+        (0, 51),
+        (10, 0),
+        (10, 51),
     ]
     with pytest.raises(ValueError, match="does not fit frames of 100x163"):
         five_crop_offset(100, 163, 112, "center")

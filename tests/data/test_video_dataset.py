@@ -35,8 +35,12 @@ def media(tmp_path):
     folder = write_frame_folder(tmp_path / "B" / "c", indexed_frames(20, 64, 96))
     broken = tmp_path / "A" / "broken.mp4"
     broken.write_bytes(b"\x00" * 512)
-    records = [VideoRecord(good_a, 0), VideoRecord(broken, 0), VideoRecord(good_b, 1),
-               VideoRecord(folder, 1)]
+    records = [
+        VideoRecord(good_a, 0),
+        VideoRecord(broken, 0),
+        VideoRecord(good_b, 1),
+        VideoRecord(folder, 1),
+    ]
     return Annotation(records, ["A", "B"], "fixture split")
 
 
@@ -126,15 +130,21 @@ def test_worker_processes_report_skips_and_raise_strict_errors(media, caplog):
     assert sorted(int(b.indices[0]) for b in batches) == [0, 2, 3]
     assert [s.index for s in loader.last_epoch_skipped] == [1]
     assert sum("broken.mp4" in r.getMessage() for r in caplog.records) == 1
-    strict = ClipLoader(VideoClipDataset(media, frames=4, stride=2, strict=True), batch_size=4,
-                        shuffle=False, num_workers=1)
+    strict = ClipLoader(
+        VideoClipDataset(media, frames=4, stride=2, strict=True),
+        batch_size=4,
+        shuffle=False,
+        num_workers=1,
+    )
     with pytest.raises(VideoDecodeError, match="broken.mp4"):  # re-raised from the worker
         list(strict)
 
 
 def test_missing_files_are_reported_before_any_decoding(media, tmp_path, caplog):
-    records = list(media.records) + [VideoRecord(tmp_path / "gone1.mp4", 0),
-                                     VideoRecord(tmp_path / "gone2.mp4", 1)]
+    records = list(media.records) + [
+        VideoRecord(tmp_path / "gone1.mp4", 0),
+        VideoRecord(tmp_path / "gone2.mp4", 1),
+    ]
     ann = Annotation(records, media.classes, "with gaps")
     with pytest.raises(MissingFilesError) as info:
         VideoClipDataset(ann, strict=True)
@@ -142,8 +152,10 @@ def test_missing_files_are_reported_before_any_decoding(media, tmp_path, caplog)
     with caplog.at_level(logging.WARNING, logger="stc_ext.data"):
         ds = VideoClipDataset(ann)
     assert len(ds) == 4
-    assert sum("gone1.mp4" in r.getMessage() and "gone2.mp4" in r.getMessage()
-               for r in caplog.records) == 1
+    assert (
+        sum("gone1.mp4" in r.getMessage() and "gone2.mp4" in r.getMessage() for r in caplog.records)
+        == 1
+    )
 
 
 def test_collate_test_batches_and_average_per_video(media):

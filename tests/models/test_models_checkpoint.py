@@ -9,8 +9,9 @@ from resnet_spec import random_state_dict, resnet_spec
 from stc_ext.models import CheckpointMismatchError, build, load_3d_resnets_checkpoint
 
 
-def _hara_checkpoint(family: str, depth: int, shortcut: str, num_classes: int = 400,
-                     seed: int = 0) -> dict:
+def _hara_checkpoint(
+    family: str, depth: int, shortcut: str, num_classes: int = 400, seed: int = 0
+) -> dict:
     """What 3D-ResNets-PyTorch's train.py saves: a DataParallel state_dict (``module.``
     prefix, no ``num_batches_tracked`` in the PyTorch 0.3-era Kinetics files) plus metadata."""
     spec = resnet_spec(family, depth, num_classes, dims=3, shortcut=shortcut)
@@ -23,11 +24,14 @@ def _hara_checkpoint(family: str, depth: int, shortcut: str, num_classes: int = 
     }
 
 
-@pytest.mark.parametrize(("name", "family", "depth", "shortcut", "from_file"), [
-    ("resnet3d_10", "resnet", 10, "A", True),
-    ("stc_resnet3d_10", "resnet", 10, "A", True),
-    ("stc_resnext3d_50", "resnext", 50, "B", False),
-])
+@pytest.mark.parametrize(
+    ("name", "family", "depth", "shortcut", "from_file"),
+    [
+        ("resnet3d_10", "resnet", 10, "A", True),
+        ("stc_resnet3d_10", "resnet", 10, "A", True),
+        ("stc_resnext3d_50", "resnext", 50, "B", False),
+    ],
+)
 def test_hara_checkpoint_loads(tmp_path, name, family, depth, shortcut, from_file):
     checkpoint = _hara_checkpoint(family, depth, shortcut)
     source = checkpoint
@@ -61,8 +65,10 @@ def test_round_trip_gives_the_same_network(tmp_path):
             if isinstance(module, torch.nn.BatchNorm3d):
                 module.running_mean.uniform_(-0.1, 0.1)
                 module.running_var.uniform_(0.5, 1.5)
-    saved = {"arch": "resnet-10",
-             "state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}}
+    saved = {
+        "arch": "resnet-10",
+        "state_dict": {f"module.{k}": v for k, v in source.state_dict().items()},
+    }
     torch.save(saved, tmp_path / "ckpt.pth")
     torch.manual_seed(1)
     target = build("resnet3d_10", 400, frames=8, size=32).eval()
@@ -90,8 +96,11 @@ def test_mismatch_names_missing_and_unexpected_keys():
 def test_mismatch_shortcut_type_gets_a_hint():
     checkpoint = _hara_checkpoint("resnet", 10, "B")
     model = build("resnet3d_10", 400)  # shortcut A by default
-    with pytest.raises(CheckpointMismatchError, match=r"(?s)unexpected.*downsample.*hint: .*"
-                                                     r"shortcut type.*'A'"):
+    with pytest.raises(
+        CheckpointMismatchError,
+        match=r"(?s)unexpected.*downsample.*hint: .*"
+        r"shortcut type.*'A'",
+    ):
         load_3d_resnets_checkpoint(model, checkpoint)
     report = load_3d_resnets_checkpoint(build("resnet3d_10", 400, shortcut_type="B"), checkpoint)
     assert report.ok
@@ -100,8 +109,11 @@ def test_mismatch_shortcut_type_gets_a_hint():
 def test_other_class_count_needs_ignore_or_non_strict():
     checkpoint = _hara_checkpoint("resnet", 10, "A", num_classes=400)
     model = build("resnet3d_10", 101)
-    with pytest.raises(CheckpointMismatchError, match=r"(?s)fc.weight \(400, 512\) vs model "
-                                                     r"\(101.*hint: .*ignore=\('fc.',\)"):
+    with pytest.raises(
+        CheckpointMismatchError,
+        match=r"(?s)fc.weight \(400, 512\) vs model "
+        r"\(101.*hint: .*ignore=\('fc.',\)",
+    ):
         load_3d_resnets_checkpoint(model, checkpoint)
     fc_before = model.fc.weight.clone()
     report = load_3d_resnets_checkpoint(model, checkpoint, ignore=("fc.",))

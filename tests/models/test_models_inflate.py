@@ -107,8 +107,9 @@ def test_report_lists_what_could_not_be_inflated(tmp_path):
     after = model3d.state_dict()
     for key, value in stc_before.items():
         torch.testing.assert_close(after[key], value, rtol=0, atol=0)
-    torch.testing.assert_close(after["layer1.0.conv1.weight"].sum(dim=2),
-                               teacher.layer1[0].conv1.weight.detach())
+    torch.testing.assert_close(
+        after["layer1.0.conv1.weight"].sum(dim=2), teacher.layer1[0].conv1.weight.detach()
+    )
     torch.testing.assert_close(after["bn1.running_var"], teacher.bn1.running_var)
     assert f"not inflated {len(report.not_inflated)}," in str(report)
     assert "shapes differ: fc.weight (shape (400, 512) vs 2D (1000, 512))" in str(report)

@@ -9,8 +9,13 @@ from resnet_spec import parameter_count, random_state_dict, resnet_spec
 from stc_ext.models import CheckpointMismatchError, resnet2d
 
 # torchvision.models.resnet*(): published parameter counts (1000 classes).
-TORCHVISION_PARAMS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032,
-                      101: 44_549_160, 152: 60_192_808}
+TORCHVISION_PARAMS = {
+    18: 11_689_512,
+    34: 21_797_672,
+    50: 25_557_032,
+    101: 44_549_160,
+    152: 60_192_808,
+}
 
 
 @pytest.mark.parametrize("depth", sorted(TORCHVISION_PARAMS))
@@ -25,8 +30,7 @@ def test_keys_shapes_and_counts_match_torchvision(depth):
     assert sum(p.numel() for p in model.parameters()) == TORCHVISION_PARAMS[depth]
 
 
-@pytest.mark.parametrize(("depth", "wrap"), [(50, "plain"), (18, "module_prefix"),
-                                             (18, "nested")])
+@pytest.mark.parametrize(("depth", "wrap"), [(50, "plain"), (18, "module_prefix"), (18, "nested")])
 def test_torchvision_keyed_file_loads(tmp_path, depth, wrap):
     state = random_state_dict(
         resnet_spec("resnet", depth, 1000, dims=2, shortcut="B", num_batches_tracked=True),
@@ -49,12 +53,18 @@ def test_torchvision_keyed_file_loads(tmp_path, depth, wrap):
 
 def test_torchvision_file_mismatch_is_named():
     state = random_state_dict(resnet_spec("resnet", 18, 1000, dims=2), seed=0)
-    with pytest.raises(CheckpointMismatchError, match=r"missing from the checkpoint \(\d+\): "
-                                                     r"layer1.2.conv1.weight"):
+    with pytest.raises(
+        CheckpointMismatchError,
+        match=r"missing from the checkpoint \(\d+\): "
+        r"layer1.2.conv1.weight",
+    ):
         resnet2d.load_torchvision_weights(resnet2d.resnet34(), state)
-    with pytest.raises(CheckpointMismatchError, match=r"(?s)shape mismatches.*layer1.0.conv1."
-                                                     r"weight \(64, 64, 3, 3\) vs model "
-                                                     r"\(64, 64, 1, 1\)"):
+    with pytest.raises(
+        CheckpointMismatchError,
+        match=r"(?s)shape mismatches.*layer1.0.conv1."
+        r"weight \(64, 64, 3, 3\) vs model "
+        r"\(64, 64, 1, 1\)",
+    ):
         resnet2d.load_torchvision_weights(resnet2d.resnet50(), state)
 
 
@@ -86,16 +96,29 @@ def test_narrow_widths(depth, feature_dim):
     # gets the downsample projection its first block needs (a bottleneck net has one anyway).
     extra = {k for k in model.state_dict() if k not in wide}
     assert set(wide) <= set(model.state_dict())
-    assert extra == ({f"layer1.0.downsample.{k}" for k in (
-        "0.weight", "1.weight", "1.bias", "1.running_mean", "1.running_var",
-        "1.num_batches_tracked")} if depth == 18 else set())
+    assert extra == (
+        {
+            f"layer1.0.downsample.{k}"
+            for k in (
+                "0.weight",
+                "1.weight",
+                "1.bias",
+                "1.running_mean",
+                "1.running_var",
+                "1.num_batches_tracked",
+            )
+        }
+        if depth == 18
+        else set()
+    )
     x = torch.randn(2, 3, 40, 36)
     assert model.forward_features(x).shape == (2, feature_dim)
     assert model(x).shape == (2, 5)
 
 
-@pytest.mark.parametrize("widths", [(8, 16, 32), (8, 16, 0, 64), (8, 16, 32, 64.0),
-                                    (True, 16, 32, 64), "abcd", 8])
+@pytest.mark.parametrize(
+    "widths", [(8, 16, 32), (8, 16, 0, 64), (8, 16, 32, 64.0), (True, 16, 32, 64), "abcd", 8]
+)
 def test_bad_widths_are_named(widths):
     with pytest.raises(ValueError, match="widths"):
         resnet2d.resnet2d(18, widths=widths)

@@ -42,8 +42,15 @@ def _stc_blocks(model: torch.nn.Module) -> list[tuple[str, STCBlock]]:
 
 def test_registry_lists_the_issue_names():
     names = list_models()
-    for name in ("resnet3d_18", "resnet3d_101", "resnext3d_101", "stc_resnet3d_18",
-                 "stc_resnet3d_50", "stc_resnet3d_101", "stc_resnext3d_101"):
+    for name in (
+        "resnet3d_18",
+        "resnet3d_101",
+        "resnext3d_101",
+        "stc_resnet3d_18",
+        "stc_resnet3d_50",
+        "stc_resnet3d_101",
+        "stc_resnext3d_101",
+    ):
         assert name in names
     assert len(names) == len(set(names))
 
@@ -84,17 +91,25 @@ def test_every_stc_model_runs_with_every_backend(name, backend):
 
 @pytest.mark.parametrize(
     ("name", "frames", "size"),
-    [("stc_resnet3d_10", 1, 17), ("stc_resnet3d_10", 5, 33), ("stc_resnet3d_10", 13, 20),
-     ("stc_resnet3d_18", 16, 32), ("stc_resnext3d_50", 16, 24), ("resnet3d_10", 32, 16)],
+    [
+        ("stc_resnet3d_10", 1, 17),
+        ("stc_resnet3d_10", 5, 33),
+        ("stc_resnet3d_10", 13, 20),
+        ("stc_resnet3d_18", 16, 32),
+        ("stc_resnext3d_50", 16, 24),
+        ("resnet3d_10", 32, 16),
+    ],
 )
 def test_stage_frames_match_real_forward(name, frames, size):
     torch.manual_seed(0)
     model = build(name, 7, frames=frames, size=size).eval()
     shapes = _stage_outputs(model, torch.randn(1, 3, frames, size, size))
     assert shapes[0] == (1, 7)
-    assert [s[2] for s in shapes[1:]] == list(stage_frames(frames)) == [
-        c[1] for c in model.stage_shapes()
-    ]
+    assert (
+        [s[2] for s in shapes[1:]]
+        == list(stage_frames(frames))
+        == [c[1] for c in model.stage_shapes()]
+    )
     assert [s[3] for s in shapes[1:]] == list(stage_spatial_sizes(size))
 
 
@@ -135,8 +150,11 @@ def test_parameter_counts_match_the_architecture(name, family, depth, shortcut):
         model = build(name, 400)
     assert sum(p.numel() for p in model.parameters()) == parameter_count(spec)
     # Names and shapes too, so that the count cannot match by accident.
-    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()
-              if not k.endswith("num_batches_tracked")}
+    shapes = {
+        k: tuple(v.shape)
+        for k, v in model.state_dict().items()
+        if not k.endswith("num_batches_tracked")
+    }
     assert shapes == {k: shape for k, (shape, _) in spec.items()}
 
 
@@ -147,19 +165,23 @@ def test_parameter_counts_known_values():
     assert round(parameter_count(resnet_spec("resnext", 101, 400)) / 1e6, 1) == 48.3
 
 
-@pytest.mark.parametrize(("name", "family", "depth", "frames", "reduction", "branches"), [
-    ("stc_resnet3d_18", "resnet", 18, 16, 4, "stc"),
-    ("stc_resnet3d_50", "resnet", 50, 32, 4, "stc"),
-    ("stc_resnext3d_101", "resnext", 101, 16, 8, "tcb"),
-    ("stc_resnet3d_34", "resnet", 34, 64, 4, "scb"),
-])
+@pytest.mark.parametrize(
+    ("name", "family", "depth", "frames", "reduction", "branches"),
+    [
+        ("stc_resnet3d_18", "resnet", 18, 16, 4, "stc"),
+        ("stc_resnet3d_50", "resnet", 50, 32, 4, "stc"),
+        ("stc_resnext3d_101", "resnext", 101, 16, 8, "tcb"),
+        ("stc_resnet3d_34", "resnet", 34, 64, 4, "scb"),
+    ],
+)
 def test_stc_parameter_counts(name, family, depth, frames, reduction, branches):
     # Per block (paper §3.1): TCB FC C -> C/r -> C, SCB FC T*C -> T*C/r -> C, with biases.
     plain = resnet_spec(family, depth, 400, shortcut="A" if depth < 50 else "B")
     expected = parameter_count(plain)
     layers = (
         {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}[depth]
-        if family == "resnet" else (3, 4, 23, 3)
+        if family == "resnet"
+        else (3, 4, 23, 3)
     )
     expansion = 1 if depth < 50 else (4 if family == "resnet" else 2)
     widths = (64, 128, 256, 512) if family == "resnet" else (128, 256, 512, 1024)
@@ -182,8 +204,9 @@ def test_defaults_and_options_pass_through():
         basic = build("resnet3d_18", 3)
         deep = build("resnet3d_50", 3)
         basic_b = build("resnet3d_18", 3, shortcut_type="B")
-        stc = build("stc_resnet3d_18", 3, frames=32, branches="tcb", reduction=8,
-                    backend="reference")
+        stc = build(
+            "stc_resnet3d_18", 3, frames=32, branches="tcb", reduction=8, backend="reference"
+        )
         resnext = build("resnext3d_50", 3)
     assert basic.shortcut_type == "A" and deep.shortcut_type == "B"
     assert isinstance(basic.layer2[0].downsample, ShortcutA)

@@ -22,11 +22,20 @@ def _model(name: str, backend: str, dtype: torch.dtype, **kwargs) -> torch.nn.Mo
     torch.manual_seed(0)  # same initial weights for every backend
     stc = STCConfig(backend=backend, **kwargs)
     if name == "tiny_resnet":
-        model = ResNet3D(BasicBlock3D, (1, 1, 1, 1), CLASSES, FRAMES, SIZE,
-                         widths=(16, 32, 64, 128), stc=stc)
+        model = ResNet3D(
+            BasicBlock3D, (1, 1, 1, 1), CLASSES, FRAMES, SIZE, widths=(16, 32, 64, 128), stc=stc
+        )
     elif name == "tiny_resnext":
-        model = ResNet3D(Bottleneck3D, (1, 1, 1, 1), CLASSES, FRAMES, SIZE,
-                         widths=(32, 64, 64, 128), cardinality=8, stc=stc)
+        model = ResNet3D(
+            Bottleneck3D,
+            (1, 1, 1, 1),
+            CLASSES,
+            FRAMES,
+            SIZE,
+            widths=(32, 64, 64, 128),
+            cardinality=8,
+            stc=stc,
+        )
     else:
         model = build(name, CLASSES, frames=FRAMES, size=SIZE, backend=backend, **kwargs)
     return model.to(dtype)
@@ -59,10 +68,15 @@ def _assert_close_normwise(got: torch.Tensor, expected: torch.Tensor, name: str)
 
 
 @pytest.mark.parametrize("backend", FUSED)
-@pytest.mark.parametrize(("name", "branches"), [
-    ("tiny_resnet", "stc"), ("tiny_resnet", "tcb"), ("tiny_resnet", "scb"),
-    ("tiny_resnext", "stc"),
-])
+@pytest.mark.parametrize(
+    ("name", "branches"),
+    [
+        ("tiny_resnet", "stc"),
+        ("tiny_resnet", "tcb"),
+        ("tiny_resnet", "scb"),
+        ("tiny_resnext", "stc"),
+    ],
+)
 def test_training_step_matches_reference(name, branches, backend):
     dtype = torch.float64  # tight comparison: only summation order differs between backends
     x, y = _batch(dtype)
@@ -161,9 +175,11 @@ def test_stc_blocks_see_their_stage_frames():
     model = _model("stc_resnet3d_10", "reference", torch.float32).eval()
     seen: dict[str, tuple[int, int]] = {}
     hooks = [
-        m.register_forward_hook(lambda mod, inp, out, n=n: seen.__setitem__(n, (
-            inp[0].shape[2], mod.frames)))
-        for n, m in model.named_modules() if isinstance(m, STCBlock)
+        m.register_forward_hook(
+            lambda mod, inp, out, n=n: seen.__setitem__(n, (inp[0].shape[2], mod.frames))
+        )
+        for n, m in model.named_modules()
+        if isinstance(m, STCBlock)
     ]
     x, _ = _batch(torch.float32)
     model(x)

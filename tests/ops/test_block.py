@@ -14,15 +14,27 @@ def test_state_dict_keys_and_shapes():
     block = STCBlock(channels=256, frames=8, reduction=4)
     shapes = {k: tuple(v.shape) for k, v in block.state_dict().items()}
     assert shapes == {
-        "tcb.fc1.weight": (64, 256), "tcb.fc1.bias": (64,),
-        "tcb.fc2.weight": (256, 64), "tcb.fc2.bias": (256,),
-        "scb.fc1.weight": (512, 2048), "scb.fc1.bias": (512,),
-        "scb.fc2.weight": (256, 512), "scb.fc2.bias": (256,),
+        "tcb.fc1.weight": (64, 256),
+        "tcb.fc1.bias": (64,),
+        "tcb.fc2.weight": (256, 64),
+        "tcb.fc2.bias": (256,),
+        "scb.fc1.weight": (512, 2048),
+        "scb.fc1.bias": (512,),
+        "scb.fc2.weight": (256, 512),
+        "scb.fc2.bias": (256,),
     }
     assert set(STCBlock(16, 2, branches="tcb").state_dict()) == {
-        "tcb.fc1.weight", "tcb.fc1.bias", "tcb.fc2.weight", "tcb.fc2.bias"}
+        "tcb.fc1.weight",
+        "tcb.fc1.bias",
+        "tcb.fc2.weight",
+        "tcb.fc2.bias",
+    }
     assert set(STCBlock(16, 2, branches="scb").state_dict()) == {
-        "scb.fc1.weight", "scb.fc1.bias", "scb.fc2.weight", "scb.fc2.bias"}
+        "scb.fc1.weight",
+        "scb.fc1.bias",
+        "scb.fc2.weight",
+        "scb.fc2.bias",
+    }
 
 
 def test_output_is_the_average_of_the_branch_rescalings():
@@ -110,17 +122,29 @@ GOOD = (2, 8, 4, 5, 5)
 @pytest.mark.parametrize(
     "x, identity, error, message",
     [
-        (torch.randn(2, 8, 4, 5), None, ValueError,
-         r"STCBlock: x must be 5-D \(N, C, T, H, W\), got shape \(2, 8, 4, 5\)"),
+        (
+            torch.randn(2, 8, 4, 5),
+            None,
+            ValueError,
+            r"STCBlock: x must be 5-D \(N, C, T, H, W\), got shape \(2, 8, 4, 5\)",
+        ),
         (torch.randn(0, 8, 4, 5, 5), None, ValueError, "x must not be empty"),
         (torch.randn(2, 6, 4, 5, 5), None, ValueError, "x must have 8 channels"),
         (torch.randn(2, 8, 3, 5, 5), None, ValueError, "T\\*C = 32"),
         (torch.ones(GOOD, dtype=torch.int64), None, ValueError, "x must be float16"),
         (torch.randn(GOOD), torch.randn(2, 8, 4, 5, 4), ValueError, "identity must have x's shape"),
-        (torch.randn(GOOD), torch.randn(GOOD, dtype=torch.float64), ValueError,
-         "identity must have x's dtype"),
-        (torch.randn(GOOD), torch.randn(GOOD, device="meta"), ValueError,
-         "identity must be on x's device"),
+        (
+            torch.randn(GOOD),
+            torch.randn(GOOD, dtype=torch.float64),
+            ValueError,
+            "identity must have x's dtype",
+        ),
+        (
+            torch.randn(GOOD),
+            torch.randn(GOOD, device="meta"),
+            ValueError,
+            "identity must be on x's device",
+        ),
         ([1.0], None, TypeError, "x must be a torch.Tensor"),
     ],
 )

@@ -266,8 +266,7 @@ def test_cuda_graph_capture_of_forward_and_backward(residual, channels_last):
 
 
 @pytest.mark.skipif(
-    not torch.cuda.is_available()
-    or torch.cuda.get_device_properties(0).total_memory < 40 * 2**30,
+    not torch.cuda.is_available() or torch.cuda.get_device_properties(0).total_memory < 40 * 2**30,
     reason="needs a GPU with >= 40 GiB",
 )
 def test_more_elements_than_32_bit_indexing():

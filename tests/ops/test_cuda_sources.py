@@ -70,8 +70,15 @@ def test_kernel_sources_are_there():
 @pytest.mark.parametrize("source", KERNEL_SOURCES, ids=lambda p: p.name)
 def test_cu_file_compiles_for_sm80_and_sm90(source: Path, tmp_path: Path):
     command = [
-        NVCC, "-c", *_torch_nvcc_flags(), *sources.NVCC_FLAGS,
-        "-Xcompiler", "-fPIC", f"-I{sources.csrc_dir()}", "--threads", "2",
+        NVCC,
+        "-c",
+        *_torch_nvcc_flags(),
+        *sources.NVCC_FLAGS,
+        "-Xcompiler",
+        "-fPIC",
+        f"-I{sources.csrc_dir()}",
+        "--threads",
+        "2",
     ]
     for arch in ARCHS:
         command += ["-gencode", f"arch=compute_{arch},code=sm_{arch}"]

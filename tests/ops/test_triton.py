@@ -30,7 +30,8 @@ except ImportError:  # triton is not installed
     triton_ops = None
 
 DEVICES = [
-    d for d in ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    d
+    for d in ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     if "triton" in stc_ext.available_backends(d)
 ]
 needs_backend = pytest.mark.skipif(
@@ -282,7 +283,10 @@ def _backends_in_subprocess(code: str, interpret: bool) -> str:
         env["TRITON_INTERPRET"] = "1"
     result = subprocess.run(
         [sys.executable, "-c", code + "\nimport stc_ext\nprint(stc_ext.available_backends())"],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -354,12 +358,15 @@ def test_kernels_compile_for_the_gpu_with_16_byte_accesses():
     env = dict(os.environ, TRITON_DEFAULT_FP_FUSION="1")
     env.pop("TRITON_INTERPRET", None)
     result = subprocess.run(
-        [sys.executable, "-c", _COMPILE_FOR_SM90], env=env, capture_output=True, text=True,
+        [sys.executable, "-c", _COMPILE_FOR_SM90],
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.split()
-    rows = [lines[i:i + 3] for i in range(0, len(lines), 3)]
+    rows = [lines[i : i + 3] for i in range(0, len(lines), 3)]
     assert len(rows) == 14
     for name, load, store in rows:
         assert int(load) == 16, f"{name}: widest load {load} bytes"

@@ -33,8 +33,9 @@ def tiny_data_2cls(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def finished_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory
-                 ) -> tuple[Path, TrainResult]:
+def finished_run(
+    tiny_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, TrainResult]:
     """One finished epoch of the tiny run (read-only for the tests): (out_dir, result)."""
     out = tmp_path_factory.mktemp("finished")
     result = train(tiny_config(tiny_data, out, epochs=1, tensorboard=True))

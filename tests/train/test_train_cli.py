@@ -16,10 +16,30 @@ import torch.distributed as dist
 from stc_ext.cli import main
 from stc_ext.train import load_checkpoint
 
-TINY_FLAGS = ["--dataset", "synthetic", "--model", "stc_resnet3d_10", "--widths", "8,8,8,8",
-              "--frames", "4", "--size", "32", "--short-side", "32", "--batch-size", "4",
-              "--micro-batch-size", "2", "--lr", "0.05", "--workers", "0", "--no-progress",
-              "--no-tensorboard"]
+TINY_FLAGS = [
+    "--dataset",
+    "synthetic",
+    "--model",
+    "stc_resnet3d_10",
+    "--widths",
+    "8,8,8,8",
+    "--frames",
+    "4",
+    "--size",
+    "32",
+    "--short-side",
+    "32",
+    "--batch-size",
+    "4",
+    "--micro-batch-size",
+    "2",
+    "--lr",
+    "0.05",
+    "--workers",
+    "0",
+    "--no-progress",
+    "--no-tensorboard",
+]
 
 
 def _subprocess_env() -> dict[str, str]:
@@ -31,14 +51,44 @@ def _subprocess_env() -> dict[str, str]:
 def test_train_resume_evaluate_through_the_cli(tiny_data, tmp_path, capsys):
     out = tmp_path / "run"
     config = tmp_path / "tiny.json"
-    config.write_text(json.dumps({"dataset": "synthetic", "model": "stc_resnet3d_10",
-                                  "widths": [8, 8, 8, 8], "frames": 4, "size": 32,
-                                  "short_side": 32, "batch_size": 4, "micro_batch_size": 2,
-                                  "lr": 0.05, "workers": 0, "progress": False,
-                                  "tensorboard": False, "epochs": 5}))
+    config.write_text(
+        json.dumps(
+            {
+                "dataset": "synthetic",
+                "model": "stc_resnet3d_10",
+                "widths": [8, 8, 8, 8],
+                "frames": 4,
+                "size": 32,
+                "short_side": 32,
+                "batch_size": 4,
+                "micro_batch_size": 2,
+                "lr": 0.05,
+                "workers": 0,
+                "progress": False,
+                "tensorboard": False,
+                "epochs": 5,
+            }
+        )
+    )
     # Flags override the file.
-    assert main(["train", "--config", str(config), "--root", str(tiny_data), "--out-dir",
-                 str(out), "--epochs", "1", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(config),
+                "--root",
+                str(tiny_data),
+                "--out-dir",
+                str(out),
+                "--epochs",
+                "1",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     summary = capsys.readouterr().out
     assert "finished: 1/1 epochs, 3 steps" in summary and "val top-1" in summary
     assert json.loads((out / "config.json").read_text())["epochs"] == 1
@@ -49,8 +99,21 @@ def test_train_resume_evaluate_through_the_cli(tiny_data, tmp_path, capsys):
     assert saved["epochs"] == 2 and saved["resume"] == str(out / "last.pt")
     assert load_checkpoint(out / "last.pt")["epoch"] == 2
 
-    assert main(["evaluate", "--checkpoint", str(out / "best.pt"), "--splits", "1,2",
-                 "--workers", "0", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(out / "best.pt"),
+                "--splits",
+                "1,2",
+                "--workers",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     table = capsys.readouterr().out
     assert "top-1" in table and "mean class" in table and "\nmean " in table
     report = json.loads((out / "eval_test_split1-2.json").read_text())
@@ -58,8 +121,18 @@ def test_train_resume_evaluate_through_the_cli(tiny_data, tmp_path, capsys):
 
 
 def test_cli_reports_bad_configuration_without_a_traceback(tiny_data, tmp_path, capsys):
-    code = main(["train", *TINY_FLAGS, "--root", str(tiny_data), "--out-dir", str(tmp_path),
-                 "--model", "stc_resnet3d_19"])
+    code = main(
+        [
+            "train",
+            *TINY_FLAGS,
+            "--root",
+            str(tiny_data),
+            "--out-dir",
+            str(tmp_path),
+            "--model",
+            "stc_resnet3d_19",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("stc train: error: unknown model 'stc_resnet3d_19'")
     code = main(["train", "--config", str(tmp_path / "none.yaml")])
@@ -82,9 +155,24 @@ def _wait_for(path: Path, proc: subprocess.Popen, seconds: float) -> None:
 def test_ctrl_c_saves_and_exits_cleanly(tiny_data, tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stc_ext", "train", *TINY_FLAGS, "--root", str(tiny_data),
-         "--out-dir", str(out), "--epochs", "1000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_subprocess_env())
+        [
+            sys.executable,
+            "-m",
+            "stc_ext",
+            "train",
+            *TINY_FLAGS,
+            "--root",
+            str(tiny_data),
+            "--out-dir",
+            str(out),
+            "--epochs",
+            "1000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_subprocess_env(),
+    )
     _wait_for(out / "metrics.csv", proc, seconds=240)  # after the first epoch
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
@@ -95,15 +183,35 @@ def test_ctrl_c_saves_and_exits_cleanly(tiny_data, tmp_path):
     assert saved["epoch"] >= 1 and saved["step"] >= 3
 
 
-@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
-                    reason="torch.distributed with gloo is needed")
+@pytest.mark.skipif(
+    not dist.is_available() or not dist.is_gloo_available(),
+    reason="torch.distributed with gloo is needed",
+)
 def test_torchrun_two_processes(tiny_data, tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "stc_ext", "train", *TINY_FLAGS, "--root", str(tiny_data), "--out-dir", str(out),
-         "--epochs", "1"],
-        capture_output=True, text=True, env=_subprocess_env(), timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "stc_ext",
+            "train",
+            *TINY_FLAGS,
+            "--root",
+            str(tiny_data),
+            "--out-dir",
+            str(out),
+            "--epochs",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=_subprocess_env(),
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("finished: 1/1 epochs") == 1  # rank 0 prints the summary
     assert "1 epochs x 3 steps, batch 4 = 2 rank(s) x 2 clips x 1 accumulation" in proc.stderr

@@ -26,11 +26,29 @@ from stc_ext.train import (
 
 def _non_default_config() -> TrainConfig:
     return TrainConfig(
-        dataset="hmdb51", root="/videos", annotations="/splits", split=3, frames=32, stride=4,
-        model="stc_resnext3d_101", branches="tcb", widths=[8, 16, 32, 64], shortcut="A",
-        epochs=7, batch_size=64, micro_batch_size=8, lr=0.01, nesterov=False,
-        scheduler="cosine", grad_clip=1.5, amp="bf16", compile=True, channels_last=True,
-        threads=3, out_dir="runs/x", seed=11,
+        dataset="hmdb51",
+        root="/videos",
+        annotations="/splits",
+        split=3,
+        frames=32,
+        stride=4,
+        model="stc_resnext3d_101",
+        branches="tcb",
+        widths=[8, 16, 32, 64],
+        shortcut="A",
+        epochs=7,
+        batch_size=64,
+        micro_batch_size=8,
+        lr=0.01,
+        nesterov=False,
+        scheduler="cosine",
+        grad_clip=1.5,
+        amp="bf16",
+        compile=True,
+        channels_last=True,
+        threads=3,
+        out_dir="runs/x",
+        seed=11,
     )
 
 
@@ -51,22 +69,27 @@ def test_json_round_trip(tmp_path):
 def test_yaml_file_with_dashes_and_strings(tmp_path):
     pytest.importorskip("yaml", reason="PyYAML reads YAML config files")
     path = tmp_path / "run.yaml"
-    path.write_text("model: resnet3d_18\nbatch-size: 32\nwidths: 16,32,64,128\n"
-                    "nesterov: no\nlr: 0.05\ngrad_clip: null\n")
+    path.write_text(
+        "model: resnet3d_18\nbatch-size: 32\nwidths: 16,32,64,128\n"
+        "nesterov: no\nlr: 0.05\ngrad_clip: null\n"
+    )
     cfg = config_from_dict(TrainConfig, load_config_file(path))
     assert (cfg.model, cfg.batch_size, cfg.widths) == ("resnet3d_18", 32, [16, 32, 64, 128])
     assert cfg.nesterov is False and cfg.lr == 0.05 and cfg.grad_clip is None
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"epoch": 3}, "unknown option 'epoch' (did you mean 'epochs'?)"),
-    ({"frames": "sixteen"}, "frames must be an integer"),
-    ({"lr": True}, "lr must be a number"),
-    ({"amp": "fp8"}, "amp must be one of none, bf16, fp16"),
-    ({"widths": "8,x"}, "widths must be a list of integers"),
-    ({"model": None}, "model must not be empty"),
-    ({"compile": "maybe"}, "compile must be true or false"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"epoch": 3}, "unknown option 'epoch' (did you mean 'epochs'?)"),
+        ({"frames": "sixteen"}, "frames must be an integer"),
+        ({"lr": True}, "lr must be a number"),
+        ({"amp": "fp8"}, "amp must be one of none, bf16, fp16"),
+        ({"widths": "8,x"}, "widths must be a list of integers"),
+        ({"model": None}, "model must not be empty"),
+        ({"compile": "maybe"}, "compile must be true or false"),
+    ],
+)
 def test_bad_values_are_named(values, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         config_from_dict(TrainConfig, values)
@@ -86,11 +109,27 @@ def test_bad_files(tmp_path):
 def test_flags_hold_only_what_was_given():
     parser = argparse.ArgumentParser()
     add_config_flags(parser, TrainConfig)
-    args = parser.parse_args(["--epochs", "3", "--no-nesterov", "--widths", "8,8,8,8",
-                              "--micro-batch-size", "2", "--amp", "fp16"])
+    args = parser.parse_args(
+        [
+            "--epochs",
+            "3",
+            "--no-nesterov",
+            "--widths",
+            "8,8,8,8",
+            "--micro-batch-size",
+            "2",
+            "--amp",
+            "fp16",
+        ]
+    )
     given = given_options(args, TrainConfig)
-    assert given == {"epochs": 3, "nesterov": False, "widths": "8,8,8,8",
-                     "micro_batch_size": 2, "amp": "fp16"}
+    assert given == {
+        "epochs": 3,
+        "nesterov": False,
+        "widths": "8,8,8,8",
+        "micro_batch_size": 2,
+        "amp": "fp16",
+    }
     assert config_from_dict(TrainConfig, given).widths == [8, 8, 8, 8]
     with pytest.raises(SystemExit):
         parser.parse_args(["--scheduler", "linear"])

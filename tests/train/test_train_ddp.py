@@ -17,16 +17,23 @@ from train_helpers import tiny_config
 from stc_ext.train import EvalConfig, evaluate, train
 from stc_ext.train.distributed import all_gather_objects
 
-pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
-                                reason="torch.distributed with gloo is needed")
+pytestmark = pytest.mark.skipif(
+    not dist.is_available() or not dist.is_gloo_available(),
+    reason="torch.distributed with gloo is needed",
+)
 
 
 def _worker(rank: int, world: int, port: int, data: str, out: str, results: str) -> None:
     # A deadlock fails the test with both ranks' stacks instead of hanging it.
     faulthandler.dump_traceback_later(240, exit=True)
     # What torchrun would set.
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
     torch.set_num_threads(1)
     digests: list[list[str]] = []
 
@@ -35,24 +42,37 @@ def _worker(rank: int, world: int, port: int, data: str, out: str, results: str)
 
     # Batch 4 = 2 ranks x micro-batch 1 x 2 accumulation steps; 48 px so that BatchNorm sees
     # more than one value per channel in the last stage of a one-clip micro-batch.
-    config = tiny_config(Path(data), Path(out), batch_size=4, micro_batch_size=1, epochs=2,
-                         size=48, short_side=48)
+    config = tiny_config(
+        Path(data), Path(out), batch_size=4, micro_batch_size=1, epochs=2, size=48, short_side=48
+    )
     result = train(config, on_step=check_sync)
-    report = evaluate(EvalConfig(checkpoint=str(Path(out) / "best.pt"), workers=0,
-                                 progress=False))
-    Path(results, f"rank{rank}.json").write_text(json.dumps({
-        "digests": digests, "history": result.history, "steps": result.steps,
-        "accumulation": result.accumulation, "world": result.world_size,
-        "eval_videos": report.splits[0].num_videos, "eval_top1": report.splits[0].top1,
-        "eval_clips": report.splits[0].num_clips,
-    }))
+    report = evaluate(EvalConfig(checkpoint=str(Path(out) / "best.pt"), workers=0, progress=False))
+    Path(results, f"rank{rank}.json").write_text(
+        json.dumps(
+            {
+                "digests": digests,
+                "history": result.history,
+                "steps": result.steps,
+                "accumulation": result.accumulation,
+                "world": result.world_size,
+                "eval_videos": report.splits[0].num_videos,
+                "eval_top1": report.splits[0].top1,
+                "eval_clips": report.splits[0].num_clips,
+            }
+        )
+    )
 
 
 def test_two_gloo_ranks_stay_in_sync(tiny_data, tmp_path):
     results = tmp_path / "results"
     results.mkdir()
-    mp.start_processes(_worker, args=(2, free_port(), str(tiny_data), str(tmp_path / "run"),
-                                      str(results)), nprocs=2, join=True, start_method="spawn")
+    mp.start_processes(
+        _worker,
+        args=(2, free_port(), str(tiny_data), str(tmp_path / "run"), str(results)),
+        nprocs=2,
+        join=True,
+        start_method="spawn",
+    )
     ranks = [json.loads((results / f"rank{r}.json").read_text()) for r in range(2)]
     for r in ranks:
         # 12 videos: 6 per rank, 2 clips per rank and step -> 3 steps per epoch.
@@ -60,10 +80,13 @@ def test_two_gloo_ranks_stay_in_sync(tiny_data, tmp_path):
         assert len(r["digests"]) == 6
         assert all(step[0] == step[1] for step in r["digests"]), "ranks diverged"
     assert len({d[0] for d in ranks[0]["digests"]}) == 6  # the weights did change each step
+
     # Epoch metrics are reduced over ranks: both report the same numbers (timings aside).
     def metrics(rank):
-        return [{k: v for k, v in row.items() if k not in ("seconds", "clips_per_s")}
-                for row in rank["history"]]
+        return [
+            {k: v for k, v in row.items() if k not in ("seconds", "clips_per_s")}
+            for row in rank["history"]
+        ]
 
     assert metrics(ranks[0]) == metrics(ranks[1]) and len(metrics(ranks[0])) == 2
     # Evaluation shares the 3 test videos between the ranks and counts each once.

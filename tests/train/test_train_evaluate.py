@@ -20,8 +20,11 @@ def test_one_model_per_split_and_the_average(finished_run, tmp_path):
     for split in (1, 2):  # the tiny dataset's split 2 lists the same videos as split 1
         (tmp_path / f"split{split}").mkdir()
         shutil.copy(run_dir / "best.pt", tmp_path / f"split{split}" / "best.pt")
-    result = evaluate(_eval(tmp_path / "split{split}" / "best.pt", splits=[1, 2],
-                            out=str(tmp_path / "report.json")))
+    result = evaluate(
+        _eval(
+            tmp_path / "split{split}" / "best.pt", splits=[1, 2], out=str(tmp_path / "report.json")
+        )
+    )
     one, two = result.splits
     assert (one.split, two.split) == (1, 2)
     assert one.num_videos == 3 and one.checkpoint.endswith("split1/best.pt")
@@ -52,10 +55,11 @@ def test_evaluation_errors(finished_run, tiny_data_2cls, tmp_path):
     run_dir, _ = finished_run
     best = run_dir / "best.pt"
     cases = [
-        (_eval(best, frames=8), "--frames 8 does not match the checkpoint, which was trained "
-                                "with frames=4"),
-        (_eval(best, root=str(tiny_data_2cls)), "2 classes, but the checkpoint's classifier "
-                                                "has 3"),
+        (
+            _eval(best, frames=8),
+            "--frames 8 does not match the checkpoint, which was trained with frames=4",
+        ),
+        (_eval(best, root=str(tiny_data_2cls)), "2 classes, but the checkpoint's classifier has 3"),
         (_eval(tmp_path / "split{split}.pt", splits=[1]), "--checkpoint: not found"),
         (_eval(best, root=str(tmp_path / "nowhere")), "not found"),
         (_eval(best, model="c3d"), "unknown model 'c3d'"),

@@ -30,8 +30,7 @@ def test_a_run_writes_its_files(finished_run):
     out, result = finished_run
     assert not result.interrupted and result.epochs_done == 1 and result.steps == 3
     assert (result.world_size, result.micro_batch_size, result.accumulation) == (1, 2, 2)
-    for name in ("last.pt", "best.pt", "config.json", "metrics.csv", "metrics.jsonl",
-                 "curves.png"):
+    for name in ("last.pt", "best.pt", "config.json", "metrics.csv", "metrics.jsonl", "curves.png"):
         assert (out / name).is_file(), name
     saved = config_from_dict(TrainConfig, json.loads((out / "config.json").read_text()))
     assert saved == result.config
@@ -67,8 +66,11 @@ def _bad_configs(data, run_dir, tmp_path):
         (base(init=str(tmp_path / "missing.pt")), "--init: checkpoint not found"),
         (base(out_dir=str(run_dir)), "already holds a run (last.pt); pass --resume"),
         (base(resume=str(tmp_path / "missing.pt")), "checkpoint not found"),
-        (base(resume=last, frames=8),
-         "the checkpoint was made for another model or optimiser (frames: checkpoint 4 vs now 8)"),
+        (
+            base(resume=last, frames=8),
+            "the checkpoint was made for another model or optimiser "
+            "(frames: checkpoint 4 vs now 8)",
+        ),
         (base(resume=last, epochs=2, widths=[4, 4, 4, 4]), "widths: checkpoint [8, 8, 8, 8]"),
         (base(resume=last, optimizer="adamw"), "optimizer: checkpoint 'sgd' vs now 'adamw'"),
         (base(lr=0.0), "--lr must be positive"),
@@ -107,8 +109,12 @@ def test_fine_tune_on_another_label_set(finished_run, tiny_data_2cls, tmp_path):
     def check(trainer, epoch, step):
         seen["classes"] = trainer.model.fc.out_features
 
-    result = train(tiny_config(tiny_data_2cls, tmp_path, init=str(run_dir / "best.pt"),
-                               epochs=1, batch_size=2), on_step=check)
+    result = train(
+        tiny_config(
+            tiny_data_2cls, tmp_path, init=str(run_dir / "best.pt"), epochs=1, batch_size=2
+        ),
+        on_step=check,
+    )
     assert seen["classes"] == 2 and result.classes == ["MoveUp", "MoveDown"]
     assert result.init_report["reinitialised"] == ["fc.weight", "fc.bias"]
     assert "conv1.weight" in result.init_report["loaded"]
@@ -120,8 +126,18 @@ def test_mixed_precision(tiny_data, tmp_path, amp):
     # bf16 needs 8 frames: oneDNN's bf16 Conv3d backward corrupts the heap for 4-frame clips
     # (7x7x7 stem, torch 2.13 CPU). fp16 convolutions are slow on the CPU: keep them small.
     frames, size = (8, 32) if amp == "bf16" else (4, 16)
-    result = train(tiny_config(tiny_data, tmp_path, amp=amp, frames=frames, stride=1, epochs=1,
-                               size=size, short_side=size))
+    result = train(
+        tiny_config(
+            tiny_data,
+            tmp_path,
+            amp=amp,
+            frames=frames,
+            stride=1,
+            epochs=1,
+            size=size,
+            short_side=size,
+        )
+    )
     assert torch.isfinite(torch.tensor(result.history[0]["train_loss"]))
     scaler = load_checkpoint(tmp_path / "last.pt")["scaler"]
     assert (scaler is not None) == (amp == "fp16")
@@ -137,8 +153,9 @@ def test_channels_last_and_compile(tiny_data, tmp_path, monkeypatch):
         return compile_(model, backend="eager", **kwargs)
 
     monkeypatch.setattr(torch, "compile", eager_compile)
-    config = dataclasses.replace(tiny_config(tiny_data, tmp_path, epochs=1),
-                                 channels_last=True, compile=True, grad_clip=1.0)
+    config = dataclasses.replace(
+        tiny_config(tiny_data, tmp_path, epochs=1), channels_last=True, compile=True, grad_clip=1.0
+    )
     result = train(config)
     assert calls == ["ResNet3D"] and result.steps == 3
     state = load_checkpoint(tmp_path / "last.pt")["model"]
@@ -146,8 +163,9 @@ def test_channels_last_and_compile(tiny_data, tmp_path, monkeypatch):
 
 
 def test_adamw_with_a_cosine_schedule(tiny_data, tmp_path):
-    result = train(tiny_config(tiny_data, tmp_path, optimizer="adamw", lr=1e-3,
-                               scheduler="cosine", epochs=2))
+    result = train(
+        tiny_config(tiny_data, tmp_path, optimizer="adamw", lr=1e-3, scheduler="cosine", epochs=2)
+    )
     assert [row["lr"] for row in result.history] == pytest.approx([1e-3, 5e-4])
     state = load_checkpoint(tmp_path / "last.pt")["optimizer"]["state"]
     assert "exp_avg" in state[0]
@@ -167,14 +185,22 @@ def test_overwrite_replaces_the_previous_run(tiny_data, tmp_path):
 
 def test_list_files_with_class_names(tiny_data, tmp_path):
     splits = tiny_data / "splits"
-    train_lines = [line.split()[0] for line in (splits / "trainlist01.txt").read_text().split("\n")
-                   if line]
+    train_lines = [
+        line.split()[0] for line in (splits / "trainlist01.txt").read_text().split("\n") if line
+    ]
     test_lines = (splits / "testlist01.txt").read_text().split()
     for name, lines in (("train.txt", train_lines), ("val.txt", test_lines)):
         (tmp_path / name).write_text("".join(f"{p} {p.split('/')[0]}\n" for p in lines))
-    result = train(tiny_config(tiny_data, tmp_path / "run", dataset="list",
-                               root=str(tiny_data / "videos"),
-                               annotations=str(tmp_path / "train.txt"),
-                               val_annotations=str(tmp_path / "val.txt"), epochs=1))
+    result = train(
+        tiny_config(
+            tiny_data,
+            tmp_path / "run",
+            dataset="list",
+            root=str(tiny_data / "videos"),
+            annotations=str(tmp_path / "train.txt"),
+            val_annotations=str(tmp_path / "val.txt"),
+            epochs=1,
+        )
+    )
     assert result.classes == sorted(result.classes) and len(result.classes) == 3
     assert result.history[0]["val_top1"] >= 0

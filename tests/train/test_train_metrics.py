@@ -10,9 +10,13 @@ from stc_ext.train import ClipMeter, confusion_matrix, predict_videos, topk_corr
 
 
 def test_topk_counts_and_small_class_counts():
-    scores = torch.tensor([[0.1, 0.5, 0.2, 0.0, 0.3, 0.9],
-                           [0.9, 0.8, 0.7, 0.6, 0.5, 0.4],
-                           [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]])
+    scores = torch.tensor(
+        [
+            [0.1, 0.5, 0.2, 0.0, 0.3, 0.9],
+            [0.9, 0.8, 0.7, 0.6, 0.5, 0.4],
+            [0.0, 0.1, 0.2, 0.3, 0.4, 0.5],
+        ]
+    )
     labels = torch.tensor([5, 4, 0])
     top1, top5 = topk_correct(scores, labels)
     assert (top1.item(), top5.item()) == (1, 2)
@@ -44,8 +48,9 @@ def test_clip_meter_state_round_trip():
     meter.update(torch.tensor(2.0), torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([1, 1]))
     restored = ClipMeter(torch.device("cpu"))
     restored.load_state(meter.state())
-    assert restored.reduce() == meter.reduce() == {"loss": 2.0, "top1": 0.5, "top5": 1.0,
-                                                   "clips": 2}
+    assert (
+        restored.reduce() == meter.reduce() == {"loss": 2.0, "top1": 0.5, "top5": 1.0, "clips": 2}
+    )
 
 
 class _TestModeVideos(torch.utils.data.Dataset):
@@ -76,8 +81,8 @@ class _MeanModel(nn.Module):
 def test_predict_videos_averages_clip_softmax_per_video(batch_size, clip_batch):
     data, model = _TestModeVideos(), _MeanModel()
     scores, indices, clips, skipped = predict_videos(
-        model, data, torch.device("cpu"), batch_size=batch_size, clip_batch=clip_batch,
-        workers=0)
+        model, data, torch.device("cpu"), batch_size=batch_size, clip_batch=clip_batch, workers=0
+    )
     expected = torch.stack([torch.softmax(model(v), 1).mean(0) for v in data.videos]).detach()
     torch.testing.assert_close(scores, expected)
     assert indices.tolist() == [0, 1, 2, 3, 4]

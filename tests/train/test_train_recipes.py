@@ -40,8 +40,9 @@ def _check(commands) -> list:
         if args.command == "train":
             configs.append(resolve_train_config(given_options(args, TrainConfig), args.config))
         elif args.command == "transfer":
-            configs.append(resolve_transfer_config(given_options(args, TransferConfig),
-                                                   args.config))
+            configs.append(
+                resolve_transfer_config(given_options(args, TransferConfig), args.config)
+            )
         elif args.command == "evaluate":
             configs.append(resolve_eval_config(given_options(args, EvalConfig), args.config))
         else:  # synth, teacher, inflate: their parsed flags
@@ -51,13 +52,31 @@ def _check(commands) -> list:
 
 def test_ucf101_scratch_one_run_per_split(tmp_path):
     recipe = importlib.import_module("ucf101_scratch")
-    configs = _check(recipe.plan(recipe.parse(
-        [*DATA, "--model", "stc_resnet3d_18", "--splits", "1,3", "--out", str(tmp_path),
-         "--extra", "--amp bf16"])))
+    configs = _check(
+        recipe.plan(
+            recipe.parse(
+                [
+                    *DATA,
+                    "--model",
+                    "stc_resnet3d_18",
+                    "--splits",
+                    "1,3",
+                    "--out",
+                    str(tmp_path),
+                    "--extra",
+                    "--amp bf16",
+                ]
+            )
+        )
+    )
     first, third, ev = configs
     assert (first.split, third.split) == (1, 3) and first.amp == "bf16"
-    assert (first.lr, first.batch_size, first.scheduler, first.model) == \
-        (0.1, 128, "plateau", "stc_resnet3d_18")
+    assert (first.lr, first.batch_size, first.scheduler, first.model) == (
+        0.1,
+        128,
+        "plateau",
+        "stc_resnet3d_18",
+    )
     assert ev.splits == [1, 3] and "split{split}" in ev.checkpoint
 
 
@@ -98,8 +117,7 @@ def test_table7_rows_differ_only_in_their_initialisation(tmp_path):
     args.teacher_weights, args.depth, args.widths = None, 18, "16,32,64,128"
     args.classes, args.videos_per_class, args.unlabeled_per_class = 10, 40, 10
     configs = _check(recipe.plan(args))
-    commands = [c.command for c in configs if not hasattr(c, "out_dir") and
-                hasattr(c, "command")]
+    commands = [c.command for c in configs if not hasattr(c, "out_dir") and hasattr(c, "command")]
     assert commands == ["synth", "synth", "teacher", "inflate"]
     teacher, inflate = configs[2], configs[3]
     transfers = [c for c in configs if isinstance(c, TransferConfig)]
@@ -108,16 +126,17 @@ def test_table7_rows_differ_only_in_their_initialisation(tmp_path):
     assert all(t.videos.endswith("unlabeled/videos") for t in transfers)
     rows = [c for c in configs if isinstance(c, TrainConfig)]
     assert [(r.model, r.init) for r in rows] == [
-        ("resnet3d_18", None), ("resnet3d_18", inflate.out),
+        ("resnet3d_18", None),
+        ("resnet3d_18", inflate.out),
         ("resnet3d_18", str(Path(transfers[0].out_dir) / "student.pt")),
         ("stc_resnet3d_18", None),
-        ("stc_resnet3d_18", str(Path(transfers[1].out_dir) / "student.pt"))]
+        ("stc_resnet3d_18", str(Path(transfers[1].out_dir) / "student.pt")),
+    ]
     # The same budget for every row: only the model, --init and the run folder differ.
     varying = {"model", "init", "out_dir"}
     budgets = [{k: v for k, v in vars(r).items() if k not in varying} for r in rows]
     assert all(b == budgets[0] for b in budgets)
     # Student, inflated and teacher architectures line up (shortcut B, the same widths).
     assert all(r.widths == t.widths == [16, 32, 64, 128] for r in rows for t in transfers)
-    assert all(r.shortcut == t.shortcut == inflate.shortcut == "B" for r in rows
-               for t in transfers)
+    assert all(r.shortcut == t.shortcut == inflate.shortcut == "B" for r in rows for t in transfers)
     assert all(r.frames == t.frames == inflate.frames for r in rows for t in transfers)

@@ -14,8 +14,9 @@ from stc_ext.train import TrainConfig
 
 def make_tiny_dataset(root: Path, classes: int) -> Path:
     """A tiny synthetic dataset under ``root`` with UCF101-style splits 1 and 2 (2 = 1)."""
-    synthetic.generate(root, classes=classes, videos_per_class=5, seed=3, frames=12, size=32,
-                       test_fraction=0.2)
+    synthetic.generate(
+        root, classes=classes, videos_per_class=5, seed=3, frames=12, size=32, test_fraction=0.2
+    )
     splits = root / "splits"
     shutil.copy(splits / "trainlist01.txt", splits / "trainlist02.txt")
     shutil.copy(splits / "testlist01.txt", splits / "testlist02.txt")
@@ -25,10 +26,23 @@ def make_tiny_dataset(root: Path, classes: int) -> Path:
 def tiny_config(data: Path, out_dir: Path, **changes: Any) -> TrainConfig:
     """A few-second CPU run: STC-ResNet-10 with 8-wide stages on 4-frame 32px clips."""
     values: dict[str, Any] = dict(
-        dataset="synthetic", root=str(data), model="stc_resnet3d_10", widths=[8, 8, 8, 8],
-        frames=4, stride=2, size=32, short_side=32, epochs=2, batch_size=4,
-        micro_batch_size=2, lr=0.05, workers=0, out_dir=str(out_dir), progress=False,
-        tensorboard=False, seed=7,
+        dataset="synthetic",
+        root=str(data),
+        model="stc_resnet3d_10",
+        widths=[8, 8, 8, 8],
+        frames=4,
+        stride=2,
+        size=32,
+        short_side=32,
+        epochs=2,
+        batch_size=4,
+        micro_batch_size=2,
+        lr=0.05,
+        workers=0,
+        out_dir=str(out_dir),
+        progress=False,
+        tensorboard=False,
+        seed=7,
     )
     values.update(changes)
     return TrainConfig(**values)
@@ -44,5 +58,7 @@ def optimizer_buffers_equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two SGD state_dicts hold bitwise equal momentum buffers."""
     if a["state"].keys() != b["state"].keys():
         return False
-    return all(torch.equal(a["state"][k]["momentum_buffer"], b["state"][k]["momentum_buffer"])
-               for k in a["state"])
+    return all(
+        torch.equal(a["state"][k]["momentum_buffer"], b["state"][k]["momentum_buffer"])
+        for k in a["state"]
+    )

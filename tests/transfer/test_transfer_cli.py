@@ -9,10 +9,29 @@ from stc_ext.cli import main
 from stc_ext.models.inflate import inflate_tensor
 from stc_ext.train import load_init_weights
 
-TEACHER_FLAGS = ["--depth", "18", "--widths", "8,8,16,16", "--images", "48",
-                 "--test-images", "16", "--image-size", "32", "--short-side", "32",
-                 "--crop", "28", "--steps", "3", "--batch-size", "8", "--no-progress",
-                 "--threads", "1"]
+TEACHER_FLAGS = [
+    "--depth",
+    "18",
+    "--widths",
+    "8,8,16,16",
+    "--images",
+    "48",
+    "--test-images",
+    "16",
+    "--image-size",
+    "32",
+    "--short-side",
+    "32",
+    "--crop",
+    "28",
+    "--steps",
+    "3",
+    "--batch-size",
+    "8",
+    "--no-progress",
+    "--threads",
+    "1",
+]
 
 
 def test_teacher_then_inflate_then_init(tmp_path, capsys):
@@ -20,12 +39,27 @@ def test_teacher_then_inflate_then_init(tmp_path, capsys):
     assert main(["teacher", "--out", str(teacher), *TEACHER_FLAGS]) == 0
     assert "wrote" in capsys.readouterr().out and teacher.is_file()
     inflated = tmp_path / "inflated.pt"
-    code = main(["inflate", "--source", str(teacher), "--model", "stc_resnet3d_18",
-                 "--widths", "8,8,16,16", "--frames", "4", "--size", "32",
-                 "--out", str(inflated)])
+    code = main(
+        [
+            "inflate",
+            "--source",
+            str(teacher),
+            "--model",
+            "stc_resnet3d_18",
+            "--widths",
+            "8,8,16,16",
+            "--frames",
+            "4",
+            "--size",
+            "32",
+            "--out",
+            str(inflated),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
-    model = models.build("stc_resnet3d_18", 5, frames=4, size=32, widths=(8, 8, 16, 16),
-                         shortcut_type="B")
+    model = models.build(
+        "stc_resnet3d_18", 5, frames=4, size=32, widths=(8, 8, 16, 16), shortcut_type="B"
+    )
     report = load_init_weights(model, inflated, frames=4)
     fresh = report["kept_fresh"]
     assert {"fc.weight", "fc.bias"} <= set(fresh)
@@ -39,7 +73,20 @@ def test_teacher_then_inflate_then_init(tmp_path, capsys):
 def test_inflate_refuses_a_mismatched_structure(tmp_path, capsys):
     teacher = tmp_path / "teacher.pt"
     assert main(["teacher", "--out", str(teacher), *TEACHER_FLAGS]) == 0
-    code = main(["inflate", "--source", str(teacher), "--model", "resnet3d_18",
-                 "--frames", "4", "--size", "32", "--out", str(tmp_path / "x.pt")])
+    code = main(
+        [
+            "inflate",
+            "--source",
+            str(teacher),
+            "--model",
+            "resnet3d_18",
+            "--frames",
+            "4",
+            "--size",
+            "32",
+            "--out",
+            str(tmp_path / "x.pt"),
+        ]
+    )
     assert code == 1 and "does not fit" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()

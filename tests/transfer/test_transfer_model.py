@@ -21,17 +21,21 @@ from stc_ext.transfer import (
 
 def _net(teacher_file, embed_dim: int = 32, seed: int = 0) -> CorrespondenceNet:
     torch.manual_seed(seed)
-    student = models.build("stc_resnet3d_10", embed_dim, frames=4, size=32,
-                           widths=(8, 8, 8, 8))
-    return CorrespondenceNet(student, build_teacher("resnet18", teacher_file, TEACHER_WIDTHS),
-                             embed_dim)
+    student = models.build("stc_resnet3d_10", embed_dim, frames=4, size=32, widths=(8, 8, 8, 8))
+    return CorrespondenceNet(
+        student, build_teacher("resnet18", teacher_file, TEACHER_WIDTHS), embed_dim
+    )
 
 
 def test_head_has_the_papers_layers(teacher_file):
     net = _net(teacher_file, embed_dim=1024)
     linears = [m for m in net.head if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [
-        (2048, HEAD_WIDTHS[0]), (2048, 512), (512, 128), (128, 2)]
+        (2048, HEAD_WIDTHS[0]),
+        (2048, 512),
+        (512, 128),
+        (128, 2),
+    ]
     assert net.student.fc.out_features == 1024 and net.teacher_proj.out_features == 1024
     assert net.teacher_proj.in_features == net.teacher.feature_dim == 16
 
@@ -88,15 +92,27 @@ def test_teacher_weights_are_checked(teacher_file, tmp_path):
 
 def test_training_steps_on_real_pairs_lower_the_loss(teacher_file, unlabeled_videos):
     """A fixed batch of 8 real pairs (4 positive, 4 negative) is learnt within 30 steps."""
-    dataset = PairDataset(read_video_folder(unlabeled_videos), frames=4, stride=2,
-                          teacher_frames=4, mode="val", short_side=32, crop=32)
+    dataset = PairDataset(
+        read_video_folder(unlabeled_videos),
+        frames=4,
+        stride=2,
+        teacher_frames=4,
+        mode="val",
+        short_side=32,
+        crop=32,
+    )
     batch, skipped = collate_pairs([dataset[i] for i in range(8)])
     assert batch is not None and not skipped and batch.labels.tolist() == [1, 0] * 4
     net = _net(teacher_file).train()
     teacher_before = {k: v.clone() for k, v in net.teacher.state_dict().items()}
     student_before = {k: v.clone() for k, v in net.student.state_dict().items()}
-    optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.02,
-                                momentum=0.9, nesterov=True, weight_decay=1e-4)
+    optimizer = torch.optim.SGD(
+        [p for p in net.parameters() if p.requires_grad],
+        lr=0.02,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=1e-4,
+    )
     losses = []
     for _ in range(30):
         loss = torch.nn.functional.cross_entropy(net(batch.frames, batch.clips), batch.labels)
@@ -108,6 +124,5 @@ def test_training_steps_on_real_pairs_lower_the_loss(teacher_file, unlabeled_vid
     teacher_after = net.teacher.state_dict()
     assert all(torch.equal(teacher_before[k], teacher_after[k]) for k in teacher_before)
     student_after = net.student.state_dict()
-    changed = [k for k in student_before if not torch.equal(student_before[k],
-                                                            student_after[k])]
+    changed = [k for k in student_before if not torch.equal(student_before[k], student_after[k])]
     assert len(changed) > len(student_before) // 2

@@ -74,8 +74,14 @@ def _timecodes(frames: torch.Tensor) -> list[tuple[int, int]]:
 
 @pytest.mark.parametrize("teacher_frames", [4, 3])
 def test_positives_share_video_and_span_negatives_do_not(timecode_videos, teacher_frames):
-    dataset = PairDataset(read_video_folder(timecode_videos), frames=4, stride=3,
-                          teacher_frames=teacher_frames, short_side=32, crop=32)
+    dataset = PairDataset(
+        read_video_folder(timecode_videos),
+        frames=4,
+        stride=3,
+        teacher_frames=teacher_frames,
+        short_side=32,
+        crop=32,
+    )
     starts = set()
     for seed in range(6):
         for index in range(len(dataset)):
@@ -100,8 +106,16 @@ def test_positives_share_video_and_span_negatives_do_not(timecode_videos, teache
 
 
 def test_train_items_are_a_function_of_the_item_seed(unlabeled_videos):
-    dataset = SeededDataset(PairDataset(read_video_folder(unlabeled_videos), frames=4,
-                                        stride=2, teacher_frames=4, short_side=32, crop=28))
+    dataset = SeededDataset(
+        PairDataset(
+            read_video_folder(unlabeled_videos),
+            frames=4,
+            stride=2,
+            teacher_frames=4,
+            short_side=32,
+            crop=28,
+        )
+    )
     key = (3, sample_seed(7, 0, 3))
     first, second = dataset[key], dataset[key]
     assert first[2] == 0  # odd index: a negative
@@ -112,8 +126,15 @@ def test_train_items_are_a_function_of_the_item_seed(unlabeled_videos):
 
 
 def test_validation_pairs_are_fixed(unlabeled_videos):
-    dataset = PairDataset(read_video_folder(unlabeled_videos), frames=4, stride=2,
-                          teacher_frames=4, mode="val", short_side=32, crop=28)
+    dataset = PairDataset(
+        read_video_folder(unlabeled_videos),
+        frames=4,
+        stride=2,
+        teacher_frames=4,
+        mode="val",
+        short_side=32,
+        crop=28,
+    )
     torch.manual_seed(0)
     first = [dataset[i] for i in range(4)]
     torch.manual_seed(1)  # the global RNG plays no part
@@ -131,8 +152,9 @@ def test_undecodable_videos_are_skipped_or_raise(timecode_videos, tmp_path):
     (folder / "broken.mp4").write_bytes(b"not a video at all")
     videos = read_video_folder(folder)
     broken = [i for i, r in enumerate(videos.records) if r.path.name == "broken.mp4"][0]
-    lenient = PairDataset(videos, frames=4, stride=1, teacher_frames=4, mode="val",
-                          short_side=32, crop=32)
+    lenient = PairDataset(
+        videos, frames=4, stride=1, teacher_frames=4, mode="val", short_side=32, crop=32
+    )
     item = lenient[2 * broken]  # its positive pair
     assert isinstance(item, SkippedVideo) and "broken.mp4" in item.path
     good = [2 * v for v in range(3) if v != broken]  # positives: one video each
@@ -140,8 +162,16 @@ def test_undecodable_videos_are_skipped_or_raise(timecode_videos, tmp_path):
     assert isinstance(batch, PairBatch) and skipped == [item]
     assert batch.frames.shape[0] == batch.clips.shape[0] == batch.labels.shape[0] == 2
     assert collate_pairs([item]) == (None, [item])
-    strict = PairDataset(videos, frames=4, stride=1, teacher_frames=4, mode="val",
-                         short_side=32, crop=32, strict=True)
+    strict = PairDataset(
+        videos,
+        frames=4,
+        stride=1,
+        teacher_frames=4,
+        mode="val",
+        short_side=32,
+        crop=32,
+        strict=True,
+    )
     with pytest.raises(VideoDecodeError, match="broken.mp4"):
         strict[2 * broken]
 

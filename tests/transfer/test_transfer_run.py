@@ -26,8 +26,9 @@ from stc_ext.transfer import TransferTrainer, resolve_transfer_config, transfer
 def uninterrupted(unlabeled_videos, teacher_file, tmp_path_factory):
     """2 epochs x 4 steps (9 training videos -> 18 pairs, batch 4), dropout on."""
     out = tmp_path_factory.mktemp("transfer")
-    trainer = TransferTrainer(tiny_transfer_config(unlabeled_videos, teacher_file, out,
-                                                   dropout=0.5))
+    trainer = TransferTrainer(
+        tiny_transfer_config(unlabeled_videos, teacher_file, out, dropout=0.5)
+    )
     trainer.setup()
     initial = {k: v.clone() for k, v in trainer.model.student.state_dict().items()}
     result = trainer.fit()
@@ -53,12 +54,15 @@ def test_run_trains_the_student_and_reports_held_out_pairs(uninterrupted, teache
         assert (out / name).is_file(), name
 
 
-def test_mid_epoch_stop_and_resume_is_bitwise_exact(uninterrupted, unlabeled_videos,
-                                                     teacher_file, tmp_path):
+def test_mid_epoch_stop_and_resume_is_bitwise_exact(
+    uninterrupted, unlabeled_videos, teacher_file, tmp_path
+):
     reference = load_checkpoint(uninterrupted[0] / "last.pt")
     out = tmp_path / "run"
-    first = transfer(tiny_transfer_config(unlabeled_videos, teacher_file, out, dropout=0.5),
-                     on_step=stop_at(epoch=0, step=2))
+    first = transfer(
+        tiny_transfer_config(unlabeled_videos, teacher_file, out, dropout=0.5),
+        on_step=stop_at(epoch=0, step=2),
+    )
     assert first.interrupted and first.steps == 3
     assert load_checkpoint(out / "last.pt")["batches_done"] == 6
     config = resolve_transfer_config({"resume": str(out / "last.pt"), "workers": 1})
@@ -67,8 +71,9 @@ def test_mid_epoch_stop_and_resume_is_bitwise_exact(uninterrupted, unlabeled_vid
     assert not second.interrupted and second.steps == 8
     resumed = load_checkpoint(out / "last.pt")
     assert reference["model"].keys() == resumed["model"].keys()
-    assert [k for k in reference["model"]
-            if not torch.equal(reference["model"][k], resumed["model"][k])] == []
+    assert [
+        k for k in reference["model"] if not torch.equal(reference["model"][k], resumed["model"][k])
+    ] == []
     for a, b in zip(reference["history"], resumed["history"], strict=True):
         for key in ("train_loss", "train_top1", "val_loss", "val_top1", "lr"):
             assert a[key] == pytest.approx(b[key], rel=1e-12), key
@@ -93,42 +98,104 @@ def test_the_transferred_student_initialises_fine_tuning(uninterrupted, source):
 
 
 def test_stc_train_fine_tunes_from_the_export(uninterrupted, tiny_target, tmp_path, capsys):
-    code = main(["train", "--dataset", "synthetic", "--root", str(tiny_target),
-                 "--model", "stc_resnet3d_10", "--widths", "8,8,8,8", "--frames", "4",
-                 "--size", "32", "--short-side", "32", "--epochs", "1", "--batch-size", "4",
-                 "--workers", "0", "--no-progress", "--no-tensorboard", "--threads", "1",
-                 "--init", str(uninterrupted[0] / "student.pt"),
-                 "--out-dir", str(tmp_path / "finetune")])
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "synthetic",
+            "--root",
+            str(tiny_target),
+            "--model",
+            "stc_resnet3d_10",
+            "--widths",
+            "8,8,8,8",
+            "--frames",
+            "4",
+            "--size",
+            "32",
+            "--short-side",
+            "32",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--workers",
+            "0",
+            "--no-progress",
+            "--no-tensorboard",
+            "--threads",
+            "1",
+            "--init",
+            str(uninterrupted[0] / "student.pt"),
+            "--out-dir",
+            str(tmp_path / "finetune"),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert "finished: 1/1 epochs" in capsys.readouterr().out
 
 
-def test_cli_transfer_runs_and_prints_pair_accuracy(unlabeled_videos, teacher_file, tmp_path,
-                                                    capsys):
-    code = main(["transfer", "--videos", str(unlabeled_videos), "--teacher", "resnet18",
-                 "--teacher-weights", str(teacher_file), "--teacher-widths", "8,8,16,16",
-                 "--model", "resnet3d_10", "--widths", "8,8,8,8", "--frames", "4",
-                 "--teacher-frames", "2", "--size", "32", "--short-side", "32",
-                 "--embed-dim", "16", "--epochs", "1", "--batch-size", "6", "--workers", "0",
-                 "--no-progress", "--no-tensorboard", "--threads", "1",
-                 "--out-dir", str(tmp_path / "cli")])
+def test_cli_transfer_runs_and_prints_pair_accuracy(
+    unlabeled_videos, teacher_file, tmp_path, capsys
+):
+    code = main(
+        [
+            "transfer",
+            "--videos",
+            str(unlabeled_videos),
+            "--teacher",
+            "resnet18",
+            "--teacher-weights",
+            str(teacher_file),
+            "--teacher-widths",
+            "8,8,16,16",
+            "--model",
+            "resnet3d_10",
+            "--widths",
+            "8,8,8,8",
+            "--frames",
+            "4",
+            "--teacher-frames",
+            "2",
+            "--size",
+            "32",
+            "--short-side",
+            "32",
+            "--embed-dim",
+            "16",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "6",
+            "--workers",
+            "0",
+            "--no-progress",
+            "--no-tensorboard",
+            "--threads",
+            "1",
+            "--out-dir",
+            str(tmp_path / "cli"),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "held-out pair acc" in captured.out and "student init:" in captured.out
     assert (tmp_path / "cli" / "student.pt").is_file()
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"videos": None}, "--videos is required"),
-    ({"teacher_weights": None}, "--teacher-weights is required"),
-    ({"teacher_weights": "/nonexistent/teacher.pt"}, "file not found"),
-    ({"val_fraction": 1.5}, "--val-fraction"),
-    ({"teacher_frames": 0}, "--teacher-frames"),
-    ({"teacher_widths": [8, 8, 8, 8]}, "shape"),
-    ({"batch_size": 40, "micro_batch_size": None}, "larger than"),
-])
-def test_configuration_errors_are_named(unlabeled_videos, teacher_file, tmp_path, changes,
-                                        message):
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"videos": None}, "--videos is required"),
+        ({"teacher_weights": None}, "--teacher-weights is required"),
+        ({"teacher_weights": "/nonexistent/teacher.pt"}, "file not found"),
+        ({"val_fraction": 1.5}, "--val-fraction"),
+        ({"teacher_frames": 0}, "--teacher-frames"),
+        ({"teacher_widths": [8, 8, 8, 8]}, "shape"),
+        ({"batch_size": 40, "micro_batch_size": None}, "larger than"),
+    ],
+)
+def test_configuration_errors_are_named(unlabeled_videos, teacher_file, tmp_path, changes, message):
     config = tiny_transfer_config(unlabeled_videos, teacher_file, tmp_path / "bad", **changes)
     with pytest.raises(ConfigError, match=message):
         transfer(config)
@@ -137,8 +204,9 @@ def test_configuration_errors_are_named(unlabeled_videos, teacher_file, tmp_path
 def test_resume_is_refused_with_another_teacher_or_task(uninterrupted, tmp_path):
     last = uninterrupted[0] / "last.pt"
     other_teacher = make_teacher_file(tmp_path / "other.pt", seed=1)
-    config = resolve_transfer_config({"resume": str(last), "teacher_weights": str(other_teacher),
-                                      "out_dir": str(tmp_path / "x")})
+    config = resolve_transfer_config(
+        {"resume": str(last), "teacher_weights": str(other_teacher), "out_dir": str(tmp_path / "x")}
+    )
     with pytest.raises(ConfigError, match="another teacher"):
         transfer(config)
     with pytest.raises(ConfigError, match="'transfer' run"):

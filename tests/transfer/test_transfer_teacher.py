@@ -17,11 +17,30 @@ from stc_ext.transfer.teacher import TEACHER_FORMAT, read_teacher_arch, train_sh
 # Measured on 2 cores, one thread: ~12 s, held-out accuracy 0.48 for seed 0 and 0.47-0.73
 # over seeds 0-4 (chance 0.25; 160 test images, so chance's std is 0.034). The defaults
 # (1000 steps, widths 16..128) reach ~99% but take a minute.
-LEARNING_RUN = dict(depth=18, widths=(8, 16, 32, 64), images=800, test_images=160,
-                    image_size=64, short_side=64, crop=56, steps=300, batch_size=32, lr=0.1,
-                    seed=0)
-SHORT_RUN = dict(depth=18, widths=(8, 8, 16, 16), images=64, test_images=16, image_size=32,
-                 short_side=32, crop=28, steps=6, batch_size=8)
+LEARNING_RUN = dict(
+    depth=18,
+    widths=(8, 16, 32, 64),
+    images=800,
+    test_images=160,
+    image_size=64,
+    short_side=64,
+    crop=56,
+    steps=300,
+    batch_size=32,
+    lr=0.1,
+    seed=0,
+)
+SHORT_RUN = dict(
+    depth=18,
+    widths=(8, 8, 16, 16),
+    images=64,
+    test_images=16,
+    image_size=32,
+    short_side=32,
+    crop=28,
+    steps=6,
+    batch_size=8,
+)
 
 
 def test_shape_classes():
@@ -55,10 +74,15 @@ def test_shape_images_streams_are_per_image():
     np.testing.assert_array_equal(few_images[same], many_images[:6][same])
 
 
-@pytest.mark.parametrize(("kwargs", "name"), [
-    (dict(count=-1), "count"), (dict(count=2.0), "count"), (dict(count=4, size=24), "size"),
-    (dict(count=4, seed=-1), "seed"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        (dict(count=-1), "count"),
+        (dict(count=2.0), "count"),
+        (dict(count=4, size=24), "size"),
+        (dict(count=4, seed=-1), "seed"),
+    ],
+)
 def test_shape_images_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=f"shape_images: {name}"):
         shape_images(**kwargs)
@@ -102,8 +126,9 @@ def test_teacher_learns_and_loads(learned):
     assert recipe["seed"] == 0 and recipe["test_seed"] != 0 and recipe["steps"] == 300
     model = resnet2d(18, num_classes=4, widths=arch["widths"])
     assert load_torchvision_weights(model, out).ok
-    images, labels = shape_images(recipe["test_images"], recipe["image_size"],
-                                  seed=recipe["test_seed"])
+    images, labels = shape_images(
+        recipe["test_images"], recipe["image_size"], seed=recipe["test_seed"]
+    )
     with torch.inference_mode():
         x = EvalTransform(64, 56)(torch.from_numpy(images)[:, None]).squeeze(2)
         predicted = model.eval()(x).argmax(1)
@@ -119,8 +144,7 @@ def test_teacher_is_deterministic(tmp_path, caplog):
     assert any("test accuracy" in r.getMessage() for r in caplog.records)
     second = train_shape_teacher(tmp_path / "b.pt", seed=3, **SHORT_RUN)
     other = train_shape_teacher(tmp_path / "c.pt", seed=4, **SHORT_RUN)
-    a, b, c = (torch.load(r.path, weights_only=True)["state_dict"]
-               for r in (first, second, other))
+    a, b, c = (torch.load(r.path, weights_only=True)["state_dict"] for r in (first, second, other))
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
@@ -138,25 +162,28 @@ def test_read_teacher_arch_of_other_files(tmp_path):
     assert read_teacher_arch(tmp_path / "legacy.pt") is None
 
 
-@pytest.mark.parametrize(("kwargs", "name"), [
-    (dict(depth=19), "depth"),
-    (dict(depth=18.0), "depth"),
-    (dict(widths=(8, 8, 16)), "widths"),
-    (dict(widths=(8, 0, 16, 16)), "widths"),
-    (dict(widths=8), "widths"),
-    (dict(images=0), "images"),
-    (dict(test_images=0), "test_images"),
-    (dict(image_size=16), "image_size"),
-    (dict(short_side=0), "short_side"),
-    (dict(crop=0), "crop"),
-    (dict(crop=40), "crop"),  # > short_side 32
-    (dict(steps=0), "steps"),
-    (dict(batch_size=0), "batch_size"),
-    (dict(batch_size=100), "batch_size"),  # > images 64
-    (dict(lr=0.0), "lr"),
-    (dict(lr=math.nan), "lr"),
-    (dict(seed=-1), "seed"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        (dict(depth=19), "depth"),
+        (dict(depth=18.0), "depth"),
+        (dict(widths=(8, 8, 16)), "widths"),
+        (dict(widths=(8, 0, 16, 16)), "widths"),
+        (dict(widths=8), "widths"),
+        (dict(images=0), "images"),
+        (dict(test_images=0), "test_images"),
+        (dict(image_size=16), "image_size"),
+        (dict(short_side=0), "short_side"),
+        (dict(crop=0), "crop"),
+        (dict(crop=40), "crop"),  # > short_side 32
+        (dict(steps=0), "steps"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(batch_size=100), "batch_size"),  # > images 64
+        (dict(lr=0.0), "lr"),
+        (dict(lr=math.nan), "lr"),
+        (dict(seed=-1), "seed"),
+    ],
+)
 def test_teacher_bad_arguments(tmp_path, kwargs, name):
     with pytest.raises(ValueError, match=f"train_shape_teacher: {name}"):
         train_shape_teacher(tmp_path / "t.pt", **{**SHORT_RUN, **kwargs})

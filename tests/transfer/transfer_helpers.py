@@ -18,8 +18,7 @@ TIMECODE_FRAMES = 20
 
 def make_unlabeled_videos(root: Path) -> Path:
     """12 varied synthetic videos (the class folders only organise the files)."""
-    synthetic.generate(root, classes=3, videos_per_class=4, seed=5, frames=12, size=32,
-                       varied=True)
+    synthetic.generate(root, classes=3, videos_per_class=4, seed=5, frames=12, size=32, varied=True)
     return root / "videos"
 
 
@@ -49,15 +48,33 @@ def make_teacher_file(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def tiny_transfer_config(video_dir: Path, teacher_path: Path, out: Path, **changes: Any
-                         ) -> TransferConfig:
+def tiny_transfer_config(
+    video_dir: Path, teacher_path: Path, out: Path, **changes: Any
+) -> TransferConfig:
     """A few-second CPU run: STC-ResNet-10 (8-wide) student, 4-frame 32px clips, 32-D fc."""
     values: dict[str, Any] = dict(
-        videos=str(video_dir), teacher="resnet18", teacher_weights=str(teacher_path),
-        teacher_widths=TEACHER_WIDTHS, model="stc_resnet3d_10", widths=[8, 8, 8, 8],
-        frames=4, teacher_frames=4, stride=2, size=32, short_side=32, embed_dim=32,
-        epochs=2, batch_size=4, micro_batch_size=2, lr=0.05, workers=0, val_fraction=0.25,
-        out_dir=str(out), progress=False, tensorboard=False, seed=7,
+        videos=str(video_dir),
+        teacher="resnet18",
+        teacher_weights=str(teacher_path),
+        teacher_widths=TEACHER_WIDTHS,
+        model="stc_resnet3d_10",
+        widths=[8, 8, 8, 8],
+        frames=4,
+        teacher_frames=4,
+        stride=2,
+        size=32,
+        short_side=32,
+        embed_dim=32,
+        epochs=2,
+        batch_size=4,
+        micro_batch_size=2,
+        lr=0.05,
+        workers=0,
+        val_fraction=0.25,
+        out_dir=str(out),
+        progress=False,
+        tensorboard=False,
+        seed=7,
     )
     values.update(changes)
     return TransferConfig(**values)

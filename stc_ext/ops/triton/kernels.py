@@ -87,8 +87,14 @@ def _product_term(a_ptr, b_ptr, y_ptr, offs, mask, MODE: tl.constexpr, ACC: tl.c
 
 @triton.jit
 def _reduce_hw_kernel(
-    a_ptr, b_ptr, y_ptr, out_ptr,
-    M, C, T, HW,  # M = N*C*T outputs (per split)
+    a_ptr,
+    b_ptr,
+    y_ptr,
+    out_ptr,
+    M,
+    C,
+    T,
+    HW,  # M = N*C*T outputs (per split)
     hw_per_split,  # positions reduced by one program along grid axis 1
     MODE: tl.constexpr,
     MEAN: tl.constexpr,  # divide by H*W here (pool without a split)
@@ -174,8 +180,15 @@ def _tile(rows, cols, BLOCK_COL: tl.constexpr, TILE: tl.constexpr):
 
 @triton.jit
 def _rescale_kernel(
-    x_ptr, g_ptr, id_ptr, y_ptr,
-    rows, cols, C, T, HW,
+    x_ptr,
+    g_ptr,
+    id_ptr,
+    y_ptr,
+    rows,
+    cols,
+    C,
+    T,
+    HW,
     HAS_IDENTITY: tl.constexpr,
     CHANNELS_LAST: tl.constexpr,
     BLOCK_COL: tl.constexpr,
@@ -198,8 +211,17 @@ def _rescale_kernel(
 
 @triton.jit
 def _backward_input_kernel(
-    dy_ptr, g_ptr, ds_ptr, y_ptr, dx_ptr, did_ptr,
-    rows, cols, C, T, HW,
+    dy_ptr,
+    g_ptr,
+    ds_ptr,
+    y_ptr,
+    dx_ptr,
+    did_ptr,
+    rows,
+    cols,
+    C,
+    T,
+    HW,
     HAS_Y: tl.constexpr,
     CHANNELS_LAST: tl.constexpr,
     BLOCK_COL: tl.constexpr,

@@ -81,12 +81,12 @@ _NOMINAL_TILE = 4096  # used to size the split before a config is chosen
 _SUM_SPLITS_BLOCK = 1024
 
 _ELEMENTWISE_KEY = ["rows", "cols", "CHANNELS_LAST"]
-_rescale_tuned = triton.autotune(
-    _ELEMENTWISE_CONFIGS, key=[*_ELEMENTWISE_KEY, "HAS_IDENTITY"]
-)(_rescale_kernel)
-_backward_input_tuned = triton.autotune(
-    _ELEMENTWISE_CONFIGS, key=[*_ELEMENTWISE_KEY, "HAS_Y"]
-)(_backward_input_kernel)
+_rescale_tuned = triton.autotune(_ELEMENTWISE_CONFIGS, key=[*_ELEMENTWISE_KEY, "HAS_IDENTITY"])(
+    _rescale_kernel
+)
+_backward_input_tuned = triton.autotune(_ELEMENTWISE_CONFIGS, key=[*_ELEMENTWISE_KEY, "HAS_Y"])(
+    _backward_input_kernel
+)
 _REDUCE_KEY = ["M", "C", "HW", "hw_per_split", "MODE", "CHANNELS_LAST"]
 _reduce_tuned = triton.autotune(_REDUCE_CONFIGS, key=_REDUCE_KEY)(_reduce_hw_kernel)
 _reduce_fixed = triton.autotune([_REDUCE_DEFAULT], key=_REDUCE_KEY)(_reduce_hw_kernel)
@@ -153,8 +153,9 @@ def _check_feature_map(t: Tensor, name: str, like: Tensor | None = None) -> None
             f"stc_ext: {name} must be a non-empty 5-D (N, C, T, H, W) tensor, "
             f"got shape {tuple(t.shape)}"
         )
-    if like is not None and (t.shape != like.shape or t.dtype != like.dtype
-                             or t.device != like.device):
+    if like is not None and (
+        t.shape != like.shape or t.dtype != like.dtype or t.device != like.device
+    ):
         raise RuntimeError(
             f"stc_ext: {name} must match {tuple(like.shape)} {like.dtype} on {like.device}, "
             f"got {tuple(t.shape)} {t.dtype} on {t.device}"
@@ -195,15 +196,30 @@ def _reduce_hw(a: Tensor, b: Tensor | None, y: Tensor | None, mean: bool) -> Ten
         return (blocks, splits)
 
     wrap_triton(kernel)[grid](
-        a, a if b is None else b, a if y is None else y, target,
-        m, c, t, hw, per_split,
-        MODE=mode, MEAN=mean and splits == 1, CHANNELS_LAST=channels_last,
+        a,
+        a if b is None else b,
+        a if y is None else y,
+        target,
+        m,
+        c,
+        t,
+        hw,
+        per_split,
+        MODE=mode,
+        MEAN=mean and splits == 1,
+        CHANNELS_LAST=channels_last,
         BLOCK_COL=block_col,
         MAX_P=triton.next_power_of_2(per_split) if channels_last else 1,  # NCTHW ignores it
     )
     if splits > 1:
         wrap_triton(_sum_splits_kernel)[(triton.cdiv(m, _SUM_SPLITS_BLOCK),)](
-            target, out, m, splits, hw, MEAN=mean, BLOCK=_SUM_SPLITS_BLOCK,
+            target,
+            out,
+            m,
+            splits,
+            hw,
+            MEAN=mean,
+            BLOCK=_SUM_SPLITS_BLOCK,
         )
     return out
 
@@ -251,9 +267,17 @@ def rescale(x: Tensor, g: Tensor, identity: Tensor | None) -> Tensor:
     channels_last = is_channels_last(x)
     rows, cols = (n * t * h * w, c) if channels_last else (n * c * t, h * w)
     wrap_triton(_rescale_tuned)[_elementwise_grid](
-        x, g.contiguous(), x if identity is None else identity, y,
-        rows, cols, c, t, h * w,
-        HAS_IDENTITY=identity is not None, CHANNELS_LAST=channels_last,
+        x,
+        g.contiguous(),
+        x if identity is None else identity,
+        y,
+        rows,
+        cols,
+        c,
+        t,
+        h * w,
+        HAS_IDENTITY=identity is not None,
+        CHANNELS_LAST=channels_last,
         BLOCK_COL=_column_block(cols),
     )
     return y
@@ -307,10 +331,19 @@ def backward_input(
         rows, cols = n * c * t, h * w
         grad_s = grad_s.contiguous()
     wrap_triton(_backward_input_tuned)[_elementwise_grid](
-        grad_y, g.contiguous(), grad_s, grad_y if y is None else y,
-        grad_x, grad_x if y is None else grad_identity,
-        rows, cols, c, t, h * w,
-        HAS_Y=y is not None, CHANNELS_LAST=channels_last,
+        grad_y,
+        g.contiguous(),
+        grad_s,
+        grad_y if y is None else y,
+        grad_x,
+        grad_x if y is None else grad_identity,
+        rows,
+        cols,
+        c,
+        t,
+        h * w,
+        HAS_Y=y is not None,
+        CHANNELS_LAST=channels_last,
         BLOCK_COL=_column_block(cols),
     )
     return grad_x, grad_identity
