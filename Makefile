@@ -11,7 +11,7 @@ CONSTRAINTS := $(VENV)/constraints.txt
 DEPS := "numpy" "ninja" "pybind11" "pytest>=8" "pytest-benchmark>=4" "av>=18" "pillow" "ruff" "triton>=3.4" "tqdm" "pyyaml" "matplotlib"
 PYTEST_ARGS ?=
 
-.PHONY: setup test bench demo lint clean
+.PHONY: setup test test-fast bench demo lint clean
 
 setup: $(VENV)/.built
 
@@ -29,9 +29,15 @@ $(VENV)/.built: $(VENV)/.deps setup.py pyproject.toml stc_ext/_extension_sources
 	touch $@
 
 # Without a GPU, Triton kernels run on CPU tensors through its interpreter.
+TRITON_ENV = TRITON_INTERPRET=$${TRITON_INTERPRET:-$$($(PY) -c "import torch; print(0 if torch.cuda.is_available() else 1)")}
+
+# The whole suite (what CI runs).
 test: setup
-	TRITON_INTERPRET=$${TRITON_INTERPRET:-$$($(PY) -c "import torch; print(0 if torch.cuda.is_available() else 1)")} \
-		$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(TRITON_ENV) $(PY) -m pytest tests $(PYTEST_ARGS)
+
+# The edit loop: everything but the tests marked slow (nvcc, inductor, JIT builds, DDP, ...).
+test-fast: setup
+	$(TRITON_ENV) $(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) -m pytest bench --benchmark-columns=median,iqr,rounds --benchmark-sort=name \
@@ -47,8 +53,10 @@ demo: setup
 	$(PY) -m stc_ext evaluate --checkpoint $(DEMO_DIR)/train/best.pt --threads 1 \
 		--out $(DEMO_DIR)/eval.json
 
+LINT_PATHS := stc_ext tests bench python setup.py
 lint: setup
-	$(PY) -m ruff check stc_ext tests bench python
+	$(PY) -m ruff check $(LINT_PATHS)
+	$(PY) -m ruff format --check $(LINT_PATHS)
 
 clean:
 	rm -rf build *.egg-info stc_ext/*.so
