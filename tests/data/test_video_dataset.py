@@ -177,7 +177,7 @@ def test_collate_test_batches_and_average_per_video(media):
 def test_dataset_argument_validation(media, tmp_path):
     with pytest.raises(ValueError, match="mode must be one of"):
         VideoClipDataset(media, mode="eval")
-    with pytest.raises(ValueError, match="frames must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="frames must be a positive int, got 0"):
         VideoClipDataset(media, frames=0)
     with pytest.raises(TypeError, match="read_video_folder"):
         VideoClipDataset(str(tmp_path))
@@ -185,3 +185,9 @@ def test_dataset_argument_validation(media, tmp_path):
         VideoClipDataset(media)[4]
     unlabeled = VideoClipDataset([media.records[0].path], frames=2, stride=1)
     assert unlabeled[0][1] == -1 and unlabeled.classes == []
+
+
+@pytest.mark.parametrize("batch_size", [0, 2.0, True])
+def test_loader_batch_size_must_be_a_positive_int(media, batch_size):
+    with pytest.raises(ValueError, match="ClipLoader: batch_size must be a positive int"):
+        ClipLoader(VideoClipDataset(media), batch_size=batch_size)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...validation import check_int
 from .action_classes import CLASS_NAMES
 from .encoding import write_video
 from .rendering import render
@@ -77,16 +78,16 @@ def generate(
     Returns:
         A :class:`SyntheticDataset` with the paths to hand to ``read_ucf101``.
     """
-    if not 2 <= classes <= len(CLASS_NAMES):
-        raise ValueError(f"generate: classes must be in 2..{len(CLASS_NAMES)}, got {classes}")
-    if videos_per_class < 2:
-        raise ValueError(f"generate: videos_per_class must be >= 2, got {videos_per_class}")
-    if frames < 1:
-        raise ValueError(f"generate: frames must be positive, got {frames}")
-    if size < 32 or size % 16:
+    classes = check_int("generate", "classes", classes, minimum=2, maximum=len(CLASS_NAMES))
+    videos_per_class = check_int("generate", "videos_per_class", videos_per_class, minimum=2)
+    seed = check_int("generate", "seed", seed, minimum=0)
+    frames = check_int("generate", "frames", frames)
+    size = check_int("generate", "size", size, minimum=32)
+    if size % 16:
         raise ValueError(f"generate: size must be a multiple of 16, >= 32, got {size}")
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"generate: test_fraction must be in (0, 1), got {test_fraction}")
+    workers = check_int("generate", "workers", workers)
     root = Path(out_dir)
     video_root, split_dir = root / "videos", root / "splits"
     for folder in (video_root, split_dir):

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ...validation import check_int
 from .action_classes import CLASS_NAMES, actor_states
 from .rendering import render
 from .scene import SHAPES, sample_scene
@@ -38,10 +39,10 @@ def shape_images(count: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray,
         ``uint8 (count, size, size, 3)`` RGB images and ``int64 (count,)`` labels, indices
         into :data:`SHAPE_CLASSES`.
     """
+    count = check_int("shape_images", "count", count, minimum=0)
     # size >= 32: below, the largest actors (and the distractor) may not fit the canvas
-    for name, value, low in (("count", count, 0), ("size", size, 32), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"shape_images: {name} must be an int >= {low}, got {value!r}")
+    size = check_int("shape_images", "size", size, minimum=32)
+    seed = check_int("shape_images", "seed", seed, minimum=0)
     labels = np.arange(count, dtype=np.int64) % len(SHAPE_CLASSES)
     np.random.default_rng(seed).shuffle(labels)
     images = np.empty((count, size, size, 3), dtype=np.uint8)
