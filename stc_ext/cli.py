@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -125,7 +126,7 @@ def _add_config_command(
         help="YAML or JSON file of options (keys as the flags); flags override it",
     )
     add_config_flags(p, config_cls)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, config_cls=config_cls)
 
 
 def _run_training(
@@ -330,8 +331,8 @@ def _add_inflate(subparsers: argparse._SubParsersAction) -> None:
             "repeated over time and divided by the temporal size; BatchNorm copied; STC blocks "
             "and the classifier stay fresh), then write OUT for `stc train --init OUT`. The 2D "
             "and 3D nets must have the same structure: resnet50 -> resnet3d_50 / "
-            "stc_resnet3d_50 with --shortcut B (torchvision's downsample convs) and the same "
-            "--widths. The paper's Table 7 'Inflation' baseline."
+            "stc_resnet3d_50 with --shortcut-type B (torchvision's downsample convs) and the "
+            "same --widths. The paper's Table 7 'Inflation' baseline."
         ),
     )
     p.add_argument(
@@ -350,7 +351,7 @@ def _add_inflate(subparsers: argparse._SubParsersAction) -> None:
         help="stage base widths, e.g. 16,32,64,128 (default: 64,128,256,512)",
     )
     p.add_argument(
-        "--shortcut",
+        "--shortcut-type",
         choices=("A", "B"),
         default="B",
         help="residual shortcut type (B: convs, as torchvision's; default)",
@@ -359,18 +360,17 @@ def _add_inflate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_inflate(args: argparse.Namespace) -> int:
-    from stc_ext.models import inflated_backbone
-    from stc_ext.train import build_model
-    from stc_ext.train.checkpoint import atomic_save
+    from stc_ext.models import build_from_config, inflated_backbone
+    from stc_ext.train import atomic_save
 
     config = {
         "model": args.model,
         "frames": args.frames,
         "size": args.size,
         "widths": args.widths,
-        "shortcut": args.shortcut,
+        "shortcut_type": args.shortcut_type,
     }
-    state, report = inflated_backbone(build_model(config, num_classes=1), args.source)
+    state, report = inflated_backbone(build_from_config(config, num_classes=1), args.source)
     atomic_save(
         {
             "format": "stc_ext.inflated/1",
@@ -406,6 +406,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error_message(args: argparse.Namespace, exc: Exception) -> str:
+    """The library's message, with a config field at fault named by its flag."""
+    from stc_ext.train.config import ConfigError
+
+    config_cls = getattr(args, "config_cls", None)
+    if isinstance(exc, ConfigError) and exc.field is not None and config_cls is not None:
+        if exc.field in {f.name for f in dataclasses.fields(config_cls)}:
+            return f"--{exc.field.replace('_', '-')}: {exc.detail}"
+    return str(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``stc`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
@@ -413,5 +424,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (ValueError, OSError) as exc:  # bad input or files: a message, not a traceback
-        print(f"stc {args.command}: error: {exc}", file=sys.stderr)
+        print(f"stc {args.command}: error: {_error_message(args, exc)}", file=sys.stderr)
         return 1

@@ -1,9 +1,9 @@
 """Networks: 3D ResNet/ResNeXt and their STC variants, the 2D teacher, inflation, checkpoints.
 
 ``build(name, num_classes, frames=16, size=112, **kw)`` makes any registered model
-(``list_models()``); ``resnet2d`` is the 2D ImageNet teacher; ``inflate_from_2d`` builds a
-3D net's weights from a 2D net's; ``load_3d_resnets_checkpoint`` reads
-kenshohara/3D-ResNets-PyTorch files.
+(``list_models()``), ``build_from_config`` the one a run config describes; ``resnet2d`` is
+the 2D ImageNet teacher; ``inflate_from_2d`` builds a 3D net's weights from a 2D net's;
+``load_3d_resnets_checkpoint`` reads kenshohara/3D-ResNets-PyTorch files.
 """
 
 from . import resnet2d
@@ -14,7 +14,7 @@ from .checkpoint import (
     read_state_dict,
 )
 from .inflate import InflationReport, inflate_from_2d, inflated_backbone
-from .registry import build, list_models
+from .registry import build, build_from_config, check_model_name, list_models
 from .resnet3d import (
     BasicBlock3D,
     Bottleneck3D,
@@ -37,6 +37,8 @@ __all__ = [
     "ResNet3D",
     "STCConfig",
     "build",
+    "build_from_config",
+    "check_model_name",
     "inflate_from_2d",
     "inflated_backbone",
     "list_models",

@@ -1,4 +1,5 @@
-"""The model registry: ``build(name, num_classes, frames, size, **kw)`` and ``list_models()``.
+"""The model registry: ``build(name, num_classes, frames, size, **kw)``, ``list_models()``,
+and ``build_from_config`` (the network a run config describes).
 
 Names: ``resnet3d_<depth>`` (10, 18, 34, 50, 101, 152, 200), ``resnext3d_<depth>`` (50, 101,
 152) and their STC variants ``stc_resnet3d_<depth>``, ``stc_resnext3d_<depth>``.
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .resnet3d import (
     RESNET_LAYERS,
@@ -40,6 +42,17 @@ def list_models() -> list[str]:
     return list(_REGISTRY)
 
 
+def check_model_name(name: str) -> None:
+    """Raise ``ValueError`` (suggesting close names) when ``name`` is not registered."""
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(
+            f"unknown model {name!r}{hint} (stc_ext.models.list_models() has "
+            f"{', '.join(list_models())})"
+        )
+
+
 def build(name: str, num_classes: int, frames: int = 16, size: int = 112, **kwargs) -> ResNet3D:
     """Build a registered model for clips of shape (N, 3, frames, size, size).
 
@@ -55,12 +68,7 @@ def build(name: str, num_classes: int, frames: int = 16, size: int = 112, **kwar
     Raises:
         ValueError: unknown name, or STC options given to a model without STC blocks.
     """
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(
-            f"stc_ext.models.build: unknown model {name!r}{hint} Known: {', '.join(list_models())}"
-        )
+    check_model_name(name)
     stray = [key for key in _STC_KWARGS if key in kwargs]
     if stray and not name.startswith("stc_"):
         raise ValueError(
@@ -68,3 +76,31 @@ def build(name: str, num_classes: int, frames: int = 16, size: int = 112, **kwar
             f"apply; use stc_{name}"
         )
     return _REGISTRY[name](num_classes, frames, size, **kwargs)
+
+
+def build_from_config(
+    config: Mapping[str, Any], num_classes: int, backend: str | None = None
+) -> ResNet3D:
+    """Build the network a run config describes, for ``num_classes`` classes.
+
+    ``config``: a run config as a dict (``stc_ext.train.config_to_dict``, a checkpoint's
+    ``config``): ``model``, ``frames`` and ``size``, and optionally ``widths``,
+    ``shortcut_type``, ``dropout`` and, for ``stc_*`` models, ``branches``, ``reduction`` and
+    ``backend`` (``backend`` overrides the config's).
+
+    Raises:
+        ValueError: as ``build``.
+    """
+    name = config["model"]
+    kwargs: dict[str, Any] = {"dropout": config.get("dropout", 0.0)}
+    if config.get("widths"):
+        kwargs["widths"] = tuple(config["widths"])
+    if config.get("shortcut_type"):
+        kwargs["shortcut_type"] = config["shortcut_type"]
+    if name.startswith("stc_"):
+        kwargs.update(
+            branches=config.get("branches", "stc"),
+            reduction=config.get("reduction", 4),
+            backend=backend or config.get("backend", "auto"),
+        )
+    return build(name, num_classes, frames=config["frames"], size=config["size"], **kwargs)

@@ -7,8 +7,14 @@ bookkeeping); ``TrainConfig`` adds the labelled dataset (``stc train``) and
 ``micro_batch_size``) and a key of a config file (YAML or JSON, dashes or underscores). The
 value a run uses is resolved, lowest priority first, from: the field's default (the paper's
 protocol, §4.2), the config saved in the checkpoint being resumed, the ``--config`` file, and
-the flags given on the command line. The resolved config is saved as ``config.json`` next to
-the run's checkpoints; JSON is also valid YAML, so either loader reads it back.
+the flags given on the command line (:mod:`stc_ext.train.resolve`). The resolved config is
+saved as ``config.json`` next to the run's checkpoints; JSON is also valid YAML, so either
+loader reads it back.
+
+Checks live next to the fields: ``validate()`` checks a config's values against each other
+(no files, no devices); :func:`check_resumable` and :func:`check_checkpoint_task` decide
+whether a checkpoint can be resumed under a config. Errors are :class:`ConfigError` naming
+the field at fault.
 """
 
 from __future__ import annotations
@@ -24,31 +30,91 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import torch
+
+from ..models.registry import check_model_name
+from ..nn import BRANCHES
+from .atomic import atomic_write_text
+
 __all__ = [
+    "AMP_DTYPES",
     "AMP_MODES",
     "DATASETS",
+    "MODEL_FIELDS",
     "OPTIMIZERS",
+    "RENAMED_FIELDS",
     "SCHEDULERS",
     "ConfigError",
     "EvalConfig",
     "RunConfig",
     "TrainConfig",
     "add_config_flags",
+    "check_checkpoint_task",
+    "check_resumable",
     "config_from_dict",
     "config_to_dict",
     "load_config_file",
     "save_config",
+    "upgrade_saved_config",
 ]
 
 DATASETS = ("ucf101", "hmdb51", "kinetics", "list", "synthetic")
 SCHEDULERS = ("plateau", "step", "cosine", "none")
 OPTIMIZERS = ("sgd", "adamw")
 AMP_MODES = ("none", "bf16", "fp16")
-BRANCHES = ("stc", "tcb", "scb")
+#: The autocast dtype of each ``amp`` mode ("none": no autocast).
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+#: Fields of earlier versions under their current names; saved configs (checkpoints,
+#: config.json) and config files that use the old names still load.
+RENAMED_FIELDS = {"shortcut": "shortcut_type"}
+#: ``RunConfig`` fields that define the network (and the optimiser's state): a checkpoint
+#: cannot be resumed under other values.
+MODEL_FIELDS = (
+    "model",
+    "frames",
+    "size",
+    "branches",
+    "reduction",
+    "widths",
+    "shortcut_type",
+    "dropout",
+    "optimizer",
+)
 
 
 class ConfigError(ValueError):
-    """A run is misconfigured; raised before any training or evaluation starts."""
+    """A run is misconfigured; raised before any training or evaluation starts.
+
+    ``field`` is the config field at fault (None when the problem is not one field's, e.g. a
+    dataset's file); the message is then ``"<field>: <detail>"``, e.g. ``"lr: must be
+    positive, got -1.0"``. The ``stc`` command shows the field's flag in its place.
+    """
+
+    def __init__(self, detail: str, field: str | None = None) -> None:
+        super().__init__(f"{field}: {detail}" if field else detail)
+        self.detail = detail
+        self.field = field
+
+
+def _check_positive(config: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"must be positive, got {value}", field=name)
+
+
+def _check_not_negative(config: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if value < 0:
+            raise ConfigError(f"must not be negative, got {value}", field=name)
+
+
+def _check_model_name(name: str) -> None:
+    try:
+        check_model_name(name)
+    except ValueError as exc:
+        raise ConfigError(str(exc), field="model") from None
 
 
 def _f(default: Any, help: str, choices: Sequence[Any] | None = None, **extra: Any) -> Any:
@@ -90,7 +156,7 @@ class RunConfig:
         "stage base widths, e.g. 16,32,64,128 for a small model (default: 64,128,256,512)",
         group="model",
     )
-    shortcut: str | None = _f(
+    shortcut_type: str | None = _f(
         None,
         "residual shortcut type (default: A for basic blocks, B for bottlenecks)",
         ("A", "B"),
@@ -170,6 +236,52 @@ class RunConfig:
         True, "write TensorBoard scalars if tensorboard is installed", group="run"
     )
 
+    def validate(self) -> None:
+        """Check the values against each other (no files, no devices are looked at).
+
+        Raises:
+            ConfigError: naming the first field at fault.
+        """
+        _check_model_name(self.model)
+        _check_positive(
+            self,
+            "frames",
+            "stride",
+            "size",
+            "short_side",
+            "epochs",
+            "batch_size",
+            "micro_batch_size",
+            "reduction",
+            "lr_step",
+            "threads",
+        )
+        if self.size > self.short_side:
+            raise ConfigError(
+                f"must not exceed short_side, got {self.size} > {self.short_side}", field="size"
+            )
+        if self.lr <= 0:
+            raise ConfigError(f"must be positive, got {self.lr}", field="lr")
+        _check_not_negative(self, "weight_decay", "momentum", "workers", "val_every", "patience")
+        if self.optimizer == "sgd" and self.nesterov and self.momentum <= 0:
+            raise ConfigError("needs a positive momentum (or nesterov off)", field="nesterov")
+        if not 0 < self.lr_factor < 1:
+            raise ConfigError(f"must be in (0, 1), got {self.lr_factor}", field="lr_factor")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ConfigError(f"must be positive, got {self.grad_clip}", field="grad_clip")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(
+                f"must be in [0, 1), got {self.label_smoothing}", field="label_smoothing"
+            )
+        if not self.model.startswith("stc_") and (self.branches != "stc" or self.reduction != 4):
+            raise ConfigError(
+                f"{self.model} has no STC blocks: branches and reduction need an stc_ model "
+                f"(e.g. stc_{self.model})",
+                field="branches" if self.branches != "stc" else "reduction",
+            )
+        if self.widths is not None and (len(self.widths) != 4 or min(self.widths) < 1):
+            raise ConfigError(f"needs 4 positive integers, got {self.widths}", field="widths")
+
 
 @dataclass
 class TrainConfig(RunConfig):
@@ -207,6 +319,16 @@ class TrainConfig(RunConfig):
         "file has none",
         group="model",
     )
+
+    def validate(self) -> None:
+        """``RunConfig.validate`` plus the dataset's fields (no files are looked at)."""
+        super().validate()
+        if self.dataset in ("kinetics", "list") and self.val_every and not self.val_annotations:
+            raise ConfigError(
+                f"dataset {self.dataset} validates on val_annotations: give them or set "
+                "val_every to 0",
+                field="val_annotations",
+            )
 
 
 @dataclass
@@ -265,6 +387,21 @@ class EvalConfig:
     )
     progress: bool = _f(True, "progress bars (rank 0)", group="run")
 
+    def validate(self) -> None:
+        """Check the values (no files, no devices are looked at).
+
+        Raises:
+            ConfigError: naming the first field at fault.
+        """
+        if self.checkpoint is None:
+            raise ConfigError("is required", field="checkpoint")
+        if not self.splits:
+            raise ConfigError("needs at least one split", field="splits")
+        if self.model is not None:
+            _check_model_name(self.model)
+        _check_positive(self, "batch_size", "clip_batch", "threads")
+        _check_not_negative(self, "workers")
+
 
 C = TypeVar("C")
 
@@ -285,56 +422,68 @@ def _base_type(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
-def _coerce(name: str, value: Any, annotation: Any, where: str) -> Any:
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
     base, optional = _base_type(annotation)
     if value is None:
         if optional:
             return None
-        raise ConfigError(f"{where}: {name} must not be empty")
+        raise ConfigError("must not be empty", field=name)
     if typing.get_origin(base) is list:
         if isinstance(value, str):
             value = [v for v in value.replace(" ", "").split(",") if v]
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: {name} must be a list, got {value!r}")
+            raise ConfigError(f"must be a list, got {value!r}", field=name)
         try:
             return [int(v) for v in value]
         except (TypeError, ValueError):
-            raise ConfigError(
-                f"{where}: {name} must be a list of integers, got {value!r}"
-            ) from None
+            raise ConfigError(f"must be a list of integers, got {value!r}", field=name) from None
     if base is bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
             return value.lower() in ("true", "yes", "1")
-        raise ConfigError(f"{where}: {name} must be true or false, got {value!r}")
+        raise ConfigError(f"must be true or false, got {value!r}", field=name)
     if base is int:
         if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise ConfigError(f"{where}: {name} must be an integer, got {value!r}")
+            raise ConfigError(f"must be an integer, got {value!r}", field=name)
         try:
             return int(value)
         except ValueError:
-            raise ConfigError(f"{where}: {name} must be an integer, got {value!r}") from None
+            raise ConfigError(f"must be an integer, got {value!r}", field=name) from None
     if base is float:
         if isinstance(value, bool):
-            raise ConfigError(f"{where}: {name} must be a number, got {value!r}")
+            raise ConfigError(f"must be a number, got {value!r}", field=name)
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{where}: {name} must be a number, got {value!r}") from None
+            raise ConfigError(f"must be a number, got {value!r}", field=name) from None
     if base is str:
         if isinstance(value, Path):
             return str(value)
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: {name} must be a string, got {value!r}")
+            raise ConfigError(f"must be a string, got {value!r}", field=name)
         return value
     raise TypeError(f"unsupported config field type {annotation!r}")  # a bug, not user input
+
+
+def upgrade_saved_config(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved config (a checkpoint's ``config``, a config file) with the field names of
+    earlier versions replaced by the current ones (:data:`RENAMED_FIELDS`); a current name
+    wins over an old one given alongside it."""
+    out = {}
+    for key, value in values.items():
+        name = RENAMED_FIELDS.get(str(key).replace("-", "_"))
+        if name is None:
+            out[key] = value
+        elif name not in values and name.replace("_", "-") not in values:
+            out[name] = value
+    return out
 
 
 def _normalise_keys(values: Mapping[str, Any], cls: type, where: str) -> dict[str, Any]:
     names = [f.name for f in dataclasses.fields(cls)]
     out: dict[str, Any] = {}
-    for key, value in values.items():
+    for key, value in upgrade_saved_config(values).items():
         name = str(key).replace("-", "_")
         if name not in names:
             close = difflib.get_close_matches(name, names, n=1)
@@ -356,11 +505,11 @@ def config_from_dict(cls: type[C], values: Mapping[str, Any], where: str = "conf
     for f in dataclasses.fields(cls):
         if f.name not in values:
             continue
-        value = _coerce(f.name, values[f.name], hints[f.name], where)
+        value = _coerce(f.name, values[f.name], hints[f.name])
         choices = f.metadata.get("choices")
         if choices is not None and value is not None and value not in choices:
             raise ConfigError(
-                f"{where}: {f.name} must be one of {', '.join(map(str, choices))}, got {value!r}"
+                f"must be one of {', '.join(map(str, choices))}, got {value!r}", field=f.name
             )
         kwargs[f.name] = value
     return cls(**kwargs)
@@ -413,11 +562,68 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 def save_config(config: Any, path: str | Path) -> Path:
     """Write the config as JSON (readable by ``load_config_file``); returns the path."""
-    from .checkpoint import atomic_write_text
-
     path = Path(path)
     atomic_write_text(path, json.dumps(config_to_dict(config), indent=2) + "\n")
     return path
+
+
+# ---------------------------------------------------------------------------- resuming
+
+
+def check_checkpoint_task(made_by: str, task: str, path: str | Path) -> None:
+    """Refuse to resume a checkpoint of another task (a transfer run's under ``train``, ...)."""
+    if made_by != task:
+        raise ConfigError(
+            f"{path}: the checkpoint is of a {made_by!r} run, not a {task!r} one "
+            "(each task resumes only its own checkpoints)",
+            field="resume",
+        )
+
+
+def check_resumable(
+    saved: Mapping[str, Any],
+    config: RunConfig,
+    model_fields: Sequence[str],
+    schedule_fields: Sequence[str],
+    *,
+    mid_epoch: bool,
+    world_size: tuple[int, int],
+    micro_batch: tuple[int, int],
+) -> list[str]:
+    """Whether the checkpoint whose config is ``saved`` can continue under ``config``.
+
+    ``model_fields`` must be unchanged. A change of ``schedule_fields``, of the world size or
+    of the micro-batch (each given as ``(saved, now)``) alters which samples each step sees:
+    refused when the checkpoint was taken ``mid_epoch``, else returned (the caller warns
+    that the run will differ from an uninterrupted one).
+
+    Raises:
+        ConfigError: (field ``resume``) the changes above that cannot be resumed.
+    """
+    defaults = config_to_dict(type(config)())
+    saved = {**defaults, **upgrade_saved_config(saved)}  # absent keys had their default then
+    changed = [f for f in model_fields if saved[f] != getattr(config, f)]
+    if changed:
+        details = ", ".join(
+            f"{f}: checkpoint {saved[f]!r} vs now {getattr(config, f)!r}" for f in changed
+        )
+        raise ConfigError(
+            f"{config.resume}: the checkpoint was made for another model or optimiser "
+            f"({details}); leave those settings as they were to resume it",
+            field="resume",
+        )
+    schedule = [f for f in schedule_fields if saved[f] != getattr(config, f)]
+    if world_size[0] != world_size[1]:
+        schedule.append(f"world size {world_size[0]} -> {world_size[1]}")
+    if micro_batch[0] != micro_batch[1]:
+        schedule.append(f"micro-batch {micro_batch[0]} -> {micro_batch[1]}")
+    if schedule and mid_epoch:
+        raise ConfigError(
+            f"{config.resume}: the checkpoint was taken mid-epoch; it can only continue "
+            f"with the same {', '.join(schedule)}",
+            field="resume",
+        )
+    return schedule
 
 
 # ---------------------------------------------------------------------------- argparse

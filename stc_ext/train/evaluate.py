@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -23,15 +22,23 @@ import torch
 from torch import nn
 
 from ..data import VideoBatch, average_clip_scores
+from ..models import build_from_config
 from . import distributed as tdist
-from .checkpoint import CHECKPOINT_FORMAT, atomic_write_text
-from .config import ConfigError, EvalConfig, config_from_dict, config_to_dict
+from .atomic import atomic_write_text
+from .checkpoint import CHECKPOINT_FORMAT
+from .config import (
+    AMP_DTYPES,
+    ConfigError,
+    EvalConfig,
+    config_from_dict,
+    config_to_dict,
+    upgrade_saved_config,
+)
 from .data import ShardSampler, clip_dataset, make_loader, read_annotation
 from .metrics import video_metrics
 from .records import progress_bar
-from .trainer import AMP_DTYPES, build_model, check_model_name
 
-__all__ = ["EvalResult", "SplitResult", "evaluate", "predict_videos", "resolve_eval_config"]
+__all__ = ["EvalResult", "SplitResult", "evaluate", "predict_videos"]
 
 logger = logging.getLogger("stc_ext.train")
 
@@ -82,28 +89,30 @@ def _read_source(path: str, cfg: EvalConfig) -> _Source:
 
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"--checkpoint: not found: {p}")
+        raise ConfigError(f"not found: {p}", field="checkpoint")
     try:
         raw = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt or foreign file
-        raise ConfigError(f"--checkpoint {p}: cannot be read: {exc}") from exc
+        raise ConfigError(f"{p}: cannot be read: {exc}", field="checkpoint") from exc
     if isinstance(raw, dict) and raw.get("format") == CHECKPOINT_FORMAT:
         if raw.get("task", "classify") != "classify":
             raise ConfigError(
-                f"--checkpoint {p} is a {raw['task']!r} checkpoint, not a "
-                "classifier: fine-tune it first (stc train --init)"
+                f"{p} is a {raw['task']!r} checkpoint, not a classifier: fine-tune it "
+                "first (train with init)",
+                field="checkpoint",
             )
-        return _Source(raw["model"], dict(raw["config"]), list(raw["classes"]))
-    # Foreign weights: the model and clip shape come from the flags.
+        config = upgrade_saved_config(raw["config"])
+        return _Source(raw["model"], config, list(raw["classes"]))
+    # Foreign weights: the model and clip shape come from the config.
     if cfg.model is None:
         raise ConfigError(
-            f"--checkpoint {p} is not a stc_ext training checkpoint: give "
-            "--model (and --frames/--size if not 16/112)"
+            f"{p} is not a stc_ext training checkpoint: give model (and frames/size if not 16/112)",
+            field="checkpoint",
         )
     try:
         state, _ = read_state_dict(raw)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"--checkpoint {p}: {exc}") from None
+        raise ConfigError(f"{p}: {exc}", field="checkpoint") from None
     train_config = {
         "model": cfg.model,
         "frames": cfg.frames or 16,
@@ -123,12 +132,13 @@ def _resolve(cfg: EvalConfig, source: _Source) -> dict[str, Any]:
     frames = tc["frames"]
     if cfg.frames is not None and cfg.frames != frames:
         raise ConfigError(
-            f"--frames {cfg.frames} does not match the checkpoint, which was "
-            f"trained with frames={frames} (the model only accepts such clips)"
+            f"{cfg.frames} does not match the checkpoint, which was trained with "
+            f"frames={frames} (the model only accepts such clips)",
+            field="frames",
         )
     dataset = cfg.dataset or tc.get("dataset")
     if dataset is None:
-        raise ConfigError("--dataset is required (the checkpoint does not record it)")
+        raise ConfigError("is required (the checkpoint does not record it)", field="dataset")
     if cfg.annotations is not None:
         annotations = cfg.annotations
     elif dataset in ("kinetics", "list"):
@@ -255,12 +265,15 @@ def _evaluate_split(
     if any(r.label < 0 for r in annotation.records):
         raise ConfigError(f"{annotation.name}: unlabeled videos cannot be scored")
     tc = dict(source.train_config)
-    model = build_model(tc, len(classes), backend=cfg.backend)
+    try:
+        model = build_from_config(tc, len(classes), backend=cfg.backend)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         model.load_state_dict(source.state)
     except RuntimeError as exc:
         raise ConfigError(
-            f"--checkpoint {checkpoint}: weights do not fit {tc['model']}: {exc}"
+            f"{checkpoint}: weights do not fit {tc['model']}: {exc}", field="checkpoint"
         ) from None
     model.to(info.device)
     if cfg.channels_last:
@@ -362,19 +375,13 @@ def evaluate(config: EvalConfig | Mapping[str, Any]) -> EvalResult:
         if isinstance(config, EvalConfig)
         else config_from_dict(EvalConfig, config, where="evaluate config")
     )
-    if cfg.checkpoint is None:
-        raise ConfigError("--checkpoint is required")
-    if not cfg.splits:
-        raise ConfigError("--splits needs at least one split")
-    if cfg.model is not None:
-        check_model_name(cfg.model)
-    if cfg.batch_size < 1 or cfg.clip_batch < 1 or cfg.workers < 0:
-        raise ConfigError("--batch-size and --clip-batch must be positive, --workers >= 0")
+    cfg.validate()
+    assert cfg.checkpoint is not None
     if len(cfg.splits) > 1 and "{split}" not in cfg.checkpoint:
         logger.warning(
             "one checkpoint for splits %s: the splits' test sets overlap the "
             "others' training sets; the paper trains one model per split "
-            "(put {split} in --checkpoint)",
+            "(put {split} in the checkpoint path)",
             cfg.splits,
         )
     # Every split's checkpoint must exist before the first one is evaluated.
@@ -382,12 +389,10 @@ def evaluate(config: EvalConfig | Mapping[str, Any]) -> EvalResult:
         path = Path(cfg.checkpoint.replace("{split}", str(split)))
         if not path.is_file():
             raise ConfigError(
-                f"--checkpoint: not found: {path}"
-                + (f" (split {split})" if "{split}" in cfg.checkpoint else "")
+                f"not found: {path}" + (f" (split {split})" if "{split}" in cfg.checkpoint else ""),
+                field="checkpoint",
             )
     if cfg.threads is not None:
-        if cfg.threads < 1:
-            raise ConfigError(f"--threads must be positive, got {cfg.threads}")
         torch.set_num_threads(cfg.threads)
     return _evaluate(cfg, tdist.setup(cfg.device))
 
@@ -441,13 +446,3 @@ def _evaluate(cfg: EvalConfig, info: tdist.DistInfo) -> EvalResult:
             )
     tdist.barrier()
     return result
-
-
-def resolve_eval_config(
-    options: Mapping[str, Any] | None = None, config_file: str | os.PathLike | None = None
-) -> EvalConfig:
-    """Defaults < ``config_file`` < ``options`` (explicitly given settings)."""
-    from .config import load_config_file, merge
-
-    from_file = load_config_file(config_file) if config_file is not None else {}
-    return merge(EvalConfig, from_file, dict(options or {}), where="evaluate config")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..train.config import SCHEDULERS, RunConfig, _f
+from ..train.config import SCHEDULERS, ConfigError, RunConfig, _check_positive, _f
 from .model import TEACHERS
 
 __all__ = ["TransferConfig"]
@@ -65,3 +65,19 @@ class TransferConfig(RunConfig):
     out_dir: str = _f(
         "runs/transfer", "where checkpoints, student.pt, config.json and metrics go", group="run"
     )
+
+    def validate(self) -> None:
+        """``RunConfig.validate`` plus the videos' and the teacher's fields (no files are
+        looked at)."""
+        super().validate()
+        if self.videos is None:
+            raise ConfigError("is required (a folder of unlabeled videos)", field="videos")
+        if self.teacher_weights is None:
+            raise ConfigError(
+                "is required (the 2D teacher's weights: an ImageNet state_dict file, or one "
+                "written by train_shape_teacher / `stc teacher`)",
+                field="teacher_weights",
+            )
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"must be in [0, 1), got {self.val_fraction}", field="val_fraction")
+        _check_positive(self, "teacher_frames", "embed_dim")

@@ -40,7 +40,7 @@ def _stc_blocks(model: torch.nn.Module) -> list[tuple[str, STCBlock]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, STCBlock)]
 
 
-def test_registry_lists_the_issue_names():
+def test_registry_lists_the_model_names():
     names = list_models()
     for name in (
         "resnet3d_18",
@@ -132,7 +132,7 @@ def test_frames_mismatch_is_a_clear_error(name):
             model(torch.empty(3, 16, 112, 112))
 
 
-# Depth -> (family, shortcut) as the issue states the defaults.
+# Depth -> (family, shortcut type): basic blocks take shortcut A, bottlenecks B.
 PARAM_CASES = [
     ("resnet3d_18", "resnet", 18, "A"),
     ("resnet3d_34", "resnet", 34, "A"),
@@ -143,9 +143,9 @@ PARAM_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "family", "depth", "shortcut"), PARAM_CASES)
-def test_parameter_counts_match_the_architecture(name, family, depth, shortcut):
-    spec = resnet_spec(family, depth, num_classes=400, dims=3, shortcut=shortcut)
+@pytest.mark.parametrize(("name", "family", "depth", "shortcut_type"), PARAM_CASES)
+def test_parameter_counts_match_the_architecture(name, family, depth, shortcut_type):
+    spec = resnet_spec(family, depth, num_classes=400, dims=3, shortcut_type=shortcut_type)
     with torch.device("meta"):
         model = build(name, 400)
     assert sum(p.numel() for p in model.parameters()) == parameter_count(spec)
@@ -160,9 +160,12 @@ def test_parameter_counts_match_the_architecture(name, family, depth, shortcut):
 
 def test_parameter_counts_known_values():
     # Hara et al.'s published sizes (3D-ResNets-PyTorch, 400 classes) as a sanity anchor.
-    assert round(parameter_count(resnet_spec("resnet", 18, 400, shortcut="A")) / 1e6, 1) == 33.2
-    assert round(parameter_count(resnet_spec("resnet", 34, 400, shortcut="A")) / 1e6, 1) == 63.5
-    assert round(parameter_count(resnet_spec("resnext", 101, 400)) / 1e6, 1) == 48.3
+    def millions(spec):
+        return round(parameter_count(spec) / 1e6, 1)
+
+    assert millions(resnet_spec("resnet", 18, 400, shortcut_type="A")) == 33.2
+    assert millions(resnet_spec("resnet", 34, 400, shortcut_type="A")) == 63.5
+    assert millions(resnet_spec("resnext", 101, 400)) == 48.3
 
 
 @pytest.mark.parametrize(
@@ -176,7 +179,7 @@ def test_parameter_counts_known_values():
 )
 def test_stc_parameter_counts(name, family, depth, frames, reduction, branches):
     # Per block (paper §3.1): TCB FC C -> C/r -> C, SCB FC T*C -> T*C/r -> C, with biases.
-    plain = resnet_spec(family, depth, 400, shortcut="A" if depth < 50 else "B")
+    plain = resnet_spec(family, depth, 400, shortcut_type="A" if depth < 50 else "B")
     expected = parameter_count(plain)
     layers = (
         {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}[depth]

@@ -140,6 +140,7 @@ def fresh_dynamo():
     torch._dynamo.reset()
 
 
+@pytest.mark.slow  # dynamo traces the whole network
 @pytest.mark.usefixtures("fresh_dynamo")
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_torch_compile_fullgraph(backend):
@@ -159,6 +160,7 @@ def test_torch_compile_fullgraph(backend):
         torch.compile(compiled_model, backend="aot_eager")(torch.randn(2, 3, 4, SIZE, SIZE))
 
 
+@pytest.mark.slow  # inductor compiles C++
 @pytest.mark.usefixtures("fresh_dynamo")
 def test_torch_compile_inductor_forward():
     if "cpu" not in BACKENDS:

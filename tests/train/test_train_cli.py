@@ -48,6 +48,7 @@ def _subprocess_env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow  # three runs: train, resume, evaluate
 def test_train_resume_evaluate_through_the_cli(tiny_data, tmp_path, capsys):
     out = tmp_path / "run"
     config = tmp_path / "tiny.json"
@@ -134,7 +135,13 @@ def test_cli_reports_bad_configuration_without_a_traceback(tiny_data, tmp_path, 
         ]
     )
     err = capsys.readouterr().err
-    assert code == 1 and err.startswith("stc train: error: unknown model 'stc_resnet3d_19'")
+    assert code == 1 and err.startswith(
+        "stc train: error: --model: unknown model 'stc_resnet3d_19'"
+    )
+    # The library names the config field; the command shows its flag instead.
+    code = main(["train", *TINY_FLAGS, "--root", str(tiny_data), "--micro-batch-size", "-1"])
+    err = capsys.readouterr().err
+    assert code == 1 and err == "stc train: error: --micro-batch-size: must be positive, got -1\n"
     code = main(["train", "--config", str(tmp_path / "none.yaml")])
     assert code == 1 and "config file not found" in capsys.readouterr().err
     code = main(["evaluate", "--checkpoint", str(tmp_path / "none.pt")])
@@ -152,6 +159,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, seconds: float) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow  # a subprocess trains a whole epoch first
 def test_ctrl_c_saves_and_exits_cleanly(tiny_data, tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen(
@@ -183,6 +191,7 @@ def test_ctrl_c_saves_and_exits_cleanly(tiny_data, tmp_path):
     assert saved["epoch"] >= 1 and saved["step"] >= 3
 
 
+@pytest.mark.slow  # torchrun starts two processes
 @pytest.mark.skipif(
     not dist.is_available() or not dist.is_gloo_available(),
     reason="torch.distributed with gloo is needed",

@@ -17,10 +17,13 @@ from train_helpers import tiny_config
 from stc_ext.train import EvalConfig, evaluate, train
 from stc_ext.train.distributed import all_gather_objects
 
-pytestmark = pytest.mark.skipif(
-    not dist.is_available() or not dist.is_gloo_available(),
-    reason="torch.distributed with gloo is needed",
-)
+pytestmark = [
+    pytest.mark.slow,  # two spawned processes, each importing torch
+    pytest.mark.skipif(
+        not dist.is_available() or not dist.is_gloo_available(),
+        reason="torch.distributed with gloo is needed",
+    ),
+]
 
 
 def _worker(rank: int, world: int, port: int, data: str, out: str, results: str) -> None:

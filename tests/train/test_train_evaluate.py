@@ -57,10 +57,10 @@ def test_evaluation_errors(finished_run, tiny_data_2cls, tmp_path):
     cases = [
         (
             _eval(best, frames=8),
-            "--frames 8 does not match the checkpoint, which was trained with frames=4",
+            "frames: 8 does not match the checkpoint, which was trained with frames=4",
         ),
         (_eval(best, root=str(tiny_data_2cls)), "2 classes, but the checkpoint's classifier has 3"),
-        (_eval(tmp_path / "split{split}.pt", splits=[1]), "--checkpoint: not found"),
+        (_eval(tmp_path / "split{split}.pt", splits=[1]), "checkpoint: not found"),
         (_eval(best, root=str(tmp_path / "nowhere")), "not found"),
         (_eval(best, model="c3d"), "unknown model 'c3d'"),
     ]

@@ -52,20 +52,23 @@ def _bad_configs(data, run_dir, tmp_path):
 
     last = str(run_dir / "last.pt")
     return [
-        (base(model="stc_resnet3d_11"), "unknown model 'stc_resnet3d_11'; did you mean"),
-        (base(root=str(tmp_path / "nowhere")), "--root (synthetic videos) not found"),
-        (base(root=str(tmp_path)), "synthetic split folder not found"),
-        (base(dataset="ucf101"), "--annotations (ucf101 split folder) is required"),
-        (base(micro_batch_size=3), "--micro-batch-size 3 does not divide the per-rank batch 4"),
+        (base(model="stc_resnet3d_11"), "model: unknown model 'stc_resnet3d_11'; did you mean"),
+        (base(root=str(tmp_path / "nowhere")), "root: synthetic videos not found"),
+        (base(root=str(tmp_path)), "annotations: synthetic split folder not found"),
+        (base(dataset="ucf101"), "annotations: is required (ucf101 split folder)"),
+        (base(micro_batch_size=3), "micro_batch_size: 3 does not divide the per-rank batch 4"),
         (base(batch_size=64, micro_batch_size=4), "larger than the training set (12 videos)"),
-        (base(size=48), "--size 48 must not exceed --short-side 32"),
-        (base(sync_bn=True), "--sync-bn needs CUDA devices"),
-        (base(backend="cuda"), "--backend cuda"),
-        (base(model="resnet3d_10", branches="tcb"), "resnet3d_10 has no STC blocks"),
-        (base(dataset="kinetics"), "validates on --val-annotations"),
-        (base(init=str(tmp_path / "missing.pt")), "--init: checkpoint not found"),
-        (base(out_dir=str(run_dir)), "already holds a run (last.pt); pass --resume"),
-        (base(resume=str(tmp_path / "missing.pt")), "checkpoint not found"),
+        (base(size=48), "size: must not exceed short_side, got 48 > 32"),
+        (base(sync_bn=True), "sync_bn: needs CUDA devices"),
+        (base(backend="cuda"), "backend: stc_ext: backend 'cuda' cannot run on cpu"),
+        (base(model="resnet3d_10", branches="tcb"), "branches: resnet3d_10 has no STC blocks"),
+        (base(dataset="kinetics"), "validates on val_annotations"),
+        (base(init=str(tmp_path / "missing.pt")), "init: checkpoint not found"),
+        (
+            base(out_dir=str(run_dir)),
+            f"out_dir: {run_dir} already holds a run (last.pt); set resume",
+        ),
+        (base(resume=str(tmp_path / "missing.pt")), "resume: checkpoint not found"),
         (
             base(resume=last, frames=8),
             "the checkpoint was made for another model or optimiser "
@@ -73,7 +76,7 @@ def _bad_configs(data, run_dir, tmp_path):
         ),
         (base(resume=last, epochs=2, widths=[4, 4, 4, 4]), "widths: checkpoint [8, 8, 8, 8]"),
         (base(resume=last, optimizer="adamw"), "optimizer: checkpoint 'sgd' vs now 'adamw'"),
-        (base(lr=0.0), "--lr must be positive"),
+        (base(lr=0.0), "lr: must be positive, got 0.0"),
     ]
 
 
@@ -87,7 +90,7 @@ def test_bad_configurations_fail_before_training(tiny_data, finished_run, tmp_pa
 
 def test_batch_must_divide_among_ranks(tiny_data, tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "3")  # as torchrun --nproc_per_node=3 would
-    with pytest.raises(ConfigError, match="--batch-size 4 is not divisible by the world size 3"):
+    with pytest.raises(ConfigError, match="batch_size: 4 is not divisible by the world size 3"):
         train(tiny_config(tiny_data, tmp_path), on_step=_never)
 
 
@@ -143,6 +146,7 @@ def test_mixed_precision(tiny_data, tmp_path, amp):
     assert (scaler is not None) == (amp == "fp16")
 
 
+@pytest.mark.slow  # dynamo traces the training step
 def test_channels_last_and_compile(tiny_data, tmp_path, monkeypatch):
     calls = []
     compile_ = torch.compile

@@ -18,10 +18,13 @@ from transfer_helpers import tiny_transfer_config
 from stc_ext.train.distributed import all_gather_objects
 from stc_ext.transfer import transfer
 
-pytestmark = pytest.mark.skipif(
-    not dist.is_available() or not dist.is_gloo_available(),
-    reason="torch.distributed with gloo is needed",
-)
+pytestmark = [
+    pytest.mark.slow,  # two spawned processes, each importing torch
+    pytest.mark.skipif(
+        not dist.is_available() or not dist.is_gloo_available(),
+        reason="torch.distributed with gloo is needed",
+    ),
+]
 
 
 def _worker(

@@ -138,5 +138,9 @@ def test_table7_rows_differ_only_in_their_initialisation(tmp_path):
     assert all(b == budgets[0] for b in budgets)
     # Student, inflated and teacher architectures line up (shortcut B, the same widths).
     assert all(r.widths == t.widths == [16, 32, 64, 128] for r in rows for t in transfers)
-    assert all(r.shortcut == t.shortcut == inflate.shortcut == "B" for r in rows for t in transfers)
+    assert all(
+        r.shortcut_type == t.shortcut_type == inflate.shortcut_type == "B"
+        for r in rows
+        for t in transfers
+    )
     assert all(r.frames == t.frames == inflate.frames for r in rows for t in transfers)
