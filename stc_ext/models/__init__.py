@@ -3,14 +3,17 @@
 ``build(name, num_classes, frames=16, size=112, **kw)`` makes any registered model
 (``list_models()``), ``build_from_config`` the one a run config describes; ``resnet2d`` is
 the 2D ImageNet teacher; ``inflate_from_2d`` builds a 3D net's weights from a 2D net's;
-``load_3d_resnets_checkpoint`` reads kenshohara/3D-ResNets-PyTorch files.
+``load_3d_resnets_checkpoint`` reads kenshohara/3D-ResNets-PyTorch files; ``load_file`` reads
+any file of weights, naming the file and the problem when it cannot.
 """
 
 from . import resnet2d
 from .checkpoint import (
+    CheckpointFileError,
     CheckpointMismatchError,
     LoadReport,
     load_3d_resnets_checkpoint,
+    load_file,
     read_state_dict,
 )
 from .inflate import InflationReport, inflate_from_2d, inflated_backbone
@@ -31,6 +34,7 @@ from .resnet3d import (
 __all__ = [
     "BasicBlock3D",
     "Bottleneck3D",
+    "CheckpointFileError",
     "CheckpointMismatchError",
     "InflationReport",
     "LoadReport",
@@ -43,6 +47,7 @@ __all__ = [
     "inflated_backbone",
     "list_models",
     "load_3d_resnets_checkpoint",
+    "load_file",
     "read_state_dict",
     "resnet2d",
     "resnet3d",
