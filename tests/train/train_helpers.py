@@ -11,6 +11,32 @@ import torch
 from stc_ext.data import synthetic
 from stc_ext.train import TrainConfig
 
+#: ``stc train`` flags of ``tiny_config`` (add --root and --out-dir).
+TINY_FLAGS = [
+    "--dataset",
+    "synthetic",
+    "--model",
+    "stc_resnet3d_10",
+    "--widths",
+    "8,8,8,8",
+    "--frames",
+    "4",
+    "--size",
+    "32",
+    "--short-side",
+    "32",
+    "--batch-size",
+    "4",
+    "--micro-batch-size",
+    "2",
+    "--lr",
+    "0.05",
+    "--workers",
+    "0",
+    "--no-progress",
+    "--no-tensorboard",
+]
+
 
 def make_tiny_dataset(root: Path, classes: int) -> Path:
     """A tiny synthetic dataset under ``root`` with UCF101-style splits 1 and 2 (2 = 1)."""
@@ -21,6 +47,38 @@ def make_tiny_dataset(root: Path, classes: int) -> Path:
     shutil.copy(splits / "trainlist01.txt", splits / "trainlist02.txt")
     shutil.copy(splits / "testlist01.txt", splits / "testlist02.txt")
     return root
+
+
+def break_videos(root: Path, count: int = 3) -> list[Path]:
+    """Replace the first ``count`` training videos of a tiny dataset by broken files, in
+    turn: a zero-byte .mp4, an .mp4 cut in half, a text file renamed .avi (the split list
+    then names the .avi). Returns the broken files."""
+    splits = root / "splits"
+    lines = (splits / "trainlist01.txt").read_text().splitlines()
+    broken = []
+    for i in range(count):
+        rel, label = lines[i].split()
+        video = root / "videos" / rel
+        kind = i % 3
+        if kind == 0:
+            video.write_bytes(b"")
+        elif kind == 1:
+            data = video.read_bytes()
+            video.write_bytes(data[: len(data) // 2])
+        else:
+            video.unlink()
+            video = video.with_suffix(".avi")
+            video.write_text("this is not a video, only text with a video's name\n")
+            lines[i] = f"{Path(rel).with_suffix('.avi').as_posix()} {label}"
+        broken.append(video)
+    (splits / "trainlist01.txt").write_text("\n".join(lines) + "\n")
+    return broken
+
+
+def copy_dataset(source: Path, target: Path) -> Path:
+    """A private copy of a (session-scoped) tiny dataset, to break or move."""
+    shutil.copytree(source, target)
+    return target
 
 
 def tiny_config(data: Path, out_dir: Path, **changes: Any) -> TrainConfig:
