@@ -356,6 +356,12 @@ def _add_inflate(subparsers: argparse._SubParsersAction) -> None:
         default="B",
         help="residual shortcut type (B: convs, as torchvision's; default)",
     )
+    p.add_argument(
+        "--placement",
+        choices=("block", "stage"),
+        default=None,
+        help="stc_* models: STC block in every residual block (block; default) or one per stage",
+    )
     p.set_defaults(func=_run_inflate)
 
 
@@ -370,6 +376,8 @@ def _run_inflate(args: argparse.Namespace) -> int:
         "widths": args.widths,
         "shortcut_type": args.shortcut_type,
     }
+    if args.placement is not None:
+        config["placement"] = args.placement
     state, report = inflated_backbone(build_from_config(config, num_classes=1), args.source)
     atomic_save(
         {
