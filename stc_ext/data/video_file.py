@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import functools
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,6 +203,8 @@ class VideoFileReader:
         # index), and whether it is still before its first packet.
         self._opened: tuple | None = None
         self._at_start = False
+        #: Why the last full decode (:meth:`iter_frames`) ended before the end, or ``None``.
+        self.decode_error: str | None = None
 
     def close(self) -> None:
         """Close the file if a read left it open (:meth:`read` closes it itself)."""
@@ -234,6 +237,10 @@ class VideoFileReader:
             self._opened = (av, container, stream)
             self._at_start = True
         return self._opened
+
+    def stream(self):
+        """The PyAV video stream (opens the file; :meth:`close` closes it)."""
+        return self._container()[2]
 
     def packet_index(self) -> PacketIndex:
         """The stream's :class:`PacketIndex`, by demuxing without decoding (once per reader)."""
@@ -288,11 +295,34 @@ class VideoFileReader:
                         _warn_fallback(exc.cause, self.path, exc.detail)
         return self._decode_from_start(wanted, stop)
 
-    @staticmethod
-    def _frame_size(stream, frame) -> tuple[int, int]:
-        # The header's size, so that a seek and a full decode agree on it; reformat() then also
-        # rescales the rare stream that changes size mid-way.
-        context = stream.codec_context
+    def iter_frames(self) -> Iterator:
+        """Every frame from the first, as PyAV ``VideoFrame`` s (what :meth:`read` decodes when
+        it does not seek, and what ``stc prepare`` re-encodes).
+
+        A decode error after at least one frame ends the video quietly (:attr:`decode_error`
+        then says why); one before any frame, or no frame at all, raises
+        :class:`VideoDecodeError`.
+        """
+        av, container, stream = self._container(fresh=True)
+        self._at_start = False
+        self.decode_error = None
+        count = 0
+        try:
+            for frame in container.decode(stream):
+                count += 1
+                yield frame
+        except (av.FFmpegError, OSError) as exc:
+            if not count:
+                raise VideoDecodeError(self.path, f"decoding failed: {exc}") from exc
+            self.decode_error = f"decoding stopped after {count} frames: {exc}"
+            logger.debug("%s: %s", self.path, self.decode_error)
+        if not count:
+            raise VideoDecodeError(self.path, "no decodable frames (empty video)")
+
+    def frame_size(self, frame) -> tuple[int, int]:
+        """``(width, height)`` every frame is returned at: the header's, so that a seek and a
+        full decode agree on it (a stream that changes size mid-way is rescaled to it)."""
+        context = self._container()[2].codec_context
         if context.width > 0 and context.height > 0:
             return context.width, context.height
         return frame.width, frame.height
@@ -308,28 +338,19 @@ class VideoFileReader:
                     return self._decode_from(index, 0, wanted, stop)
                 except _Unreliable as exc:
                     logger.debug("%s: rewinding failed (%s); reopening", self.path, exc.detail)
-        av, container, stream = self._container(fresh=True)
-        self._at_start = False
         kept: dict[int, np.ndarray] = {}
         count = 0
         size: tuple[int, int] | None = None
-        try:
-            for frame in container.decode(stream):
-                if size is None:
-                    size = self._frame_size(stream, frame)
-                if count in wanted:
-                    kept[count] = frame.reformat(
-                        width=size[0], height=size[1], format="rgb24"
-                    ).to_ndarray()
-                count += 1
-                if stop is not None and count >= stop:
-                    break
-        except (av.FFmpegError, OSError) as exc:
-            if not count:
-                raise VideoDecodeError(self.path, f"decoding failed: {exc}") from exc
-            logger.debug("%s: decoding stopped after %d frames: %s", self.path, count, exc)
-        if not count:
-            raise VideoDecodeError(self.path, "no decodable frames (empty video)")
+        for frame in self.iter_frames():
+            if size is None:
+                size = self.frame_size(frame)
+            if count in wanted:
+                kept[count] = frame.reformat(
+                    width=size[0], height=size[1], format="rgb24"
+                ).to_ndarray()
+            count += 1
+            if stop is not None and count >= stop:
+                break
         return kept, count
 
     def _decode_from(
@@ -371,7 +392,7 @@ class VideoFileReader:
                             f"frame {next_frame} was expected",
                         )
                     if size is None:
-                        size = self._frame_size(stream, frame)
+                        size = self.frame_size(frame)
                     if rank in wanted:
                         kept[rank] = frame.reformat(
                             width=size[0], height=size[1], format="rgb24"
