@@ -222,3 +222,9 @@ def test_never_upscales(tmp_path):
     prepare_dataset(tmp_path / "src", tmp_path / "dst", short_side=128)
     with VideoFileReader(tmp_path / "dst" / "small.mp4") as reader:
         assert (reader.stream().width, reader.stream().height) == (40, 24)
+
+
+def test_cli_reports_bad_options_without_a_traceback(ucf_tree, tmp_path, capsys):
+    args = ["prepare", str(ucf_tree), str(tmp_path / "out"), "--no-progress"]
+    assert main([*args, "--short-side", "33"]) == 1
+    assert capsys.readouterr().err.startswith("stc prepare: error: prepare: short_side must be")
