@@ -16,6 +16,7 @@ from train_helpers import tiny_config
 
 from stc_ext.train import EvalConfig, evaluate, train
 from stc_ext.train.distributed import all_gather_objects
+from stc_ext.train.trainer import TIMING_FIELDS
 
 pytestmark = [
     pytest.mark.slow,  # two spawned processes, each importing torch
@@ -87,7 +88,7 @@ def test_two_gloo_ranks_stay_in_sync(tiny_data, tmp_path):
     # Epoch metrics are reduced over ranks: both report the same numbers (timings aside).
     def metrics(rank):
         return [
-            {k: v for k, v in row.items() if k not in ("seconds", "clips_per_s")}
+            {k: v for k, v in row.items() if k not in TIMING_FIELDS}
             for row in rank["history"]
         ]
 
