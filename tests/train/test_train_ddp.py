@@ -87,10 +87,7 @@ def test_two_gloo_ranks_stay_in_sync(tiny_data, tmp_path):
 
     # Epoch metrics are reduced over ranks: both report the same numbers (timings aside).
     def metrics(rank):
-        return [
-            {k: v for k, v in row.items() if k not in TIMING_FIELDS}
-            for row in rank["history"]
-        ]
+        return [{k: v for k, v in row.items() if k not in TIMING_FIELDS} for row in rank["history"]]
 
     assert metrics(ranks[0]) == metrics(ranks[1]) and len(metrics(ranks[0])) == 2
     # Evaluation shares the 3 test videos between the ranks and counts each once.

@@ -103,10 +103,7 @@ def test_two_gloo_ranks_stay_in_sync(unlabeled_videos, teacher_file, tmp_path):
     assert len({d[0] for d in ranks[0]["digests"]}) == 4  # the weights changed every step
 
     def metrics(rank):
-        return [
-            {k: v for k, v in row.items() if k not in TIMING_FIELDS}
-            for row in rank["history"]
-        ]
+        return [{k: v for k, v in row.items() if k not in TIMING_FIELDS} for row in rank["history"]]
 
     assert metrics(ranks[0]) == metrics(ranks[1])
     assert (tmp_path / "run" / "student.pt").is_file()
