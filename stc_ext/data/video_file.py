@@ -15,7 +15,8 @@ it:
    timestamps, repeated timestamps, no keyframe flags), it decodes from the first frame instead
    and logs one warning per cause and process.
 
-The frame count is never taken from the container's header (see PITFALLS.md); the packet count
+The frame count is never taken from the container's header (a real AVI was seen claiming 444
+frames and decoding 68); the packet count
 is only a first guess, corrected when decoding ends sooner.
 """
 
