@@ -3,9 +3,9 @@ checks and gathering of selected frames.
 
 A reader's one entry point is ``read(select, num_frames)``: it takes a *selector*
 ``num_frames -> indices`` rather than indices, because a video's frame count is only known for
-sure after decoding it (container headers are not
-trusted: a real AVI was seen claiming 444 frames and decoding 68). The selection is
-made on the best count available and redone if decoding ends sooner.
+sure after decoding it (container headers are not trusted: a real AVI was seen claiming 444
+frames and decoding 68). The selection is made on the best count available and redone if
+decoding ends sooner.
 """
 
 from __future__ import annotations
