@@ -1,7 +1,9 @@
 """Networks: 3D ResNet/ResNeXt and their STC variants, the 2D teacher, inflation, checkpoints.
 
 ``build(name, num_classes, frames=16, size=112, **kw)`` makes any registered model
-(``list_models()``), ``build_from_config`` the one a run config describes; ``resnet2d`` is
+(``list_models()``), ``build_from_config`` the one a run config describes; STC models take a
+``placement`` (:data:`PLACEMENTS`: an STC block in every residual block, or one per stage);
+``resnet2d`` is
 the 2D ImageNet teacher; ``inflate_from_2d`` builds a 3D net's weights from a 2D net's;
 ``load_3d_resnets_checkpoint`` reads kenshohara/3D-ResNets-PyTorch files; ``load_file`` reads
 any file of weights, naming the file and the problem when it cannot.
@@ -19,10 +21,13 @@ from .checkpoint import (
 from .inflate import InflationReport, inflate_from_2d, inflated_backbone
 from .registry import build, build_from_config, check_model_name, list_models
 from .resnet3d import (
+    PLACEMENTS,
     BasicBlock3D,
     Bottleneck3D,
     ResNet3D,
     STCConfig,
+    has_stc,
+    infer_placement,
     resnet3d,
     resnext3d,
     stage_frames,
@@ -32,6 +37,7 @@ from .resnet3d import (
 )
 
 __all__ = [
+    "PLACEMENTS",
     "BasicBlock3D",
     "Bottleneck3D",
     "CheckpointFileError",
@@ -43,8 +49,10 @@ __all__ = [
     "build",
     "build_from_config",
     "check_model_name",
+    "has_stc",
     "inflate_from_2d",
     "inflated_backbone",
+    "infer_placement",
     "list_models",
     "load_3d_resnets_checkpoint",
     "load_file",

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import torch
 
 from ..models.registry import check_model_name
+from ..models.resnet3d import PLACEMENTS
 from ..nn import BRANCHES
 from .atomic import atomic_write_text
 
@@ -80,6 +81,7 @@ MODEL_FIELDS = (
     "size",
     "branches",
     "reduction",
+    "placement",
     "widths",
     "shortcut_type",
     "dropout",
@@ -170,6 +172,13 @@ class RunConfig:
         "stc", "STC branches (Table 5): both, TCB only or SCB only", BRANCHES, group="model"
     )
     reduction: int = _f(4, "STC bottleneck reduction r", group="model")
+    placement: str = _f(
+        "block",
+        "where STC blocks go: in every residual block (paper §1) or in the last residual "
+        "block of each of the four stages (§3.2)",
+        PLACEMENTS,
+        group="model",
+    )
     backend: str = _f(
         "auto", "STC kernel backend (auto, reference, cpu, cuda, triton)", group="model"
     )
@@ -311,11 +320,13 @@ class RunConfig:
             raise ConfigError(
                 f"must be in [0, 1), got {self.label_smoothing}", field="label_smoothing"
             )
-        if not self.model.startswith("stc_") and (self.branches != "stc" or self.reduction != 4):
+        stc_options = {"branches": "stc", "reduction": 4, "placement": "block"}
+        changed = [name for name, default in stc_options.items() if getattr(self, name) != default]
+        if not self.model.startswith("stc_") and changed:
             raise ConfigError(
-                f"{self.model} has no STC blocks: branches and reduction need an stc_ model "
-                f"(e.g. stc_{self.model})",
-                field="branches" if self.branches != "stc" else "reduction",
+                f"{self.model} has no STC blocks: branches, reduction and placement need an "
+                f"stc_ model (e.g. stc_{self.model})",
+                field=changed[0],
             )
         if self.widths is not None and (len(self.widths) != 4 or min(self.widths) < 1):
             raise ConfigError(f"needs 4 positive integers, got {self.widths}", field="widths")
@@ -416,6 +427,13 @@ class EvalConfig:
         False, "fail on an undecodable video instead of skipping it", group="data"
     )
     model: str | None = _f(None, "model name, for checkpoints that do not record it", group="model")
+    placement: str | None = _f(
+        None,
+        "STC placement, for checkpoints that do not record it (default: the checkpoint's, "
+        "else block); a value other than the checkpoint's is refused",
+        PLACEMENTS,
+        group="model",
+    )
     backend: str | None = _f(None, "STC kernel backend (default: the checkpoint's)", group="model")
     batch_size: int = _f(4, "videos decoded per batch", group="speed")
     clip_batch: int = _f(32, "at most this many clips per forward pass", group="speed")

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..data import VideoBatch, average_clip_scores
-from ..models import build_from_config
+from ..models import build_from_config, infer_placement
 from . import distributed as tdist
 from .atomic import atomic_write_text
 from .checkpoint import CHECKPOINT_FORMAT, describe_contents, read_weights_file
@@ -96,6 +96,13 @@ def _read_source(path: str, cfg: EvalConfig) -> _Source:
                 field="checkpoint",
             )
         config = upgrade_saved_config(raw["config"])
+        saved_placement = config.get("placement") or "block"  # configs before the option
+        if cfg.placement is not None and cfg.placement != saved_placement:
+            raise ConfigError(
+                f"{cfg.placement} does not match {path}, which was trained with "
+                f"placement={saved_placement} (its STC blocks are where that placement puts them)",
+                field="placement",
+            )
         return _Source(raw["model"], config, list(raw["classes"]))
     # Foreign weights: the model and clip shape come from the config.
     if cfg.model is None:
@@ -110,6 +117,7 @@ def _read_source(path: str, cfg: EvalConfig) -> _Source:
         raise ConfigError(f"{path}: {exc}", field="checkpoint") from None
     train_config = {
         "model": cfg.model,
+        "placement": cfg.placement or "block",
         "frames": cfg.frames or 16,
         "size": cfg.size or 112,
         "stride": cfg.stride or 2,
@@ -289,8 +297,12 @@ def _prepare_split(cfg: EvalConfig, split: int) -> _Prepared:
     try:
         model.load_state_dict(source.state)
     except RuntimeError as exc:
+        hint = ""
+        theirs, ours = infer_placement(source.state), infer_placement(model.state_dict())
+        if theirs is not None and ours is not None and theirs != ours:
+            hint = f"\nthe weights' STC blocks are placed per {theirs!r}: give placement {theirs}"
         raise ConfigError(
-            f"{checkpoint}: weights do not fit {tc['model']}: {exc}", field="checkpoint"
+            f"{checkpoint}: weights do not fit {tc['model']}: {exc}{hint}", field="checkpoint"
         ) from None
     dataset = clip_dataset(
         annotation,

@@ -78,6 +78,12 @@ __all__ = ["TrainResult", "Trainer"]
 
 logger = logging.getLogger("stc_ext.train")
 
+#: Above this share of an epoch's training time spent waiting for the loader, the epoch's log
+#: line is followed by a warning that decoding, not the network, sets the speed.
+DATA_BOUND_SHARE = 0.5
+#: The per-epoch log fields that measure time (they differ between otherwise identical runs).
+TIMING_FIELDS = ("seconds", "clips_per_s", "data_wait_s", "compute_s")
+
 
 @dataclass
 class TrainResult:
@@ -175,6 +181,7 @@ class Trainer:
         self.best: dict[str, Any] | None = None
         self.overrides: list[dict[str, Any]] = []
         self.lock: RunLock | None = None
+        self._data_wait = 0.0
         self._progress: list[float] | None = None
         self._rng: Any = None
         self._epoch_skips = 0  # distinct training videos skipped this epoch, all ranks
@@ -778,7 +785,9 @@ class Trainer:
                 valid = new_skips = 0
                 nonfinite = torch.zeros((), dtype=torch.int32, device=self.dist.device)
                 for k in range(self.accum):
+                    waited = time.perf_counter()
                     batch, skipped = next(batches)
+                    self._data_wait += time.perf_counter() - waited
                     new_skips += self.skips.add("train", skipped)
                     valid += self._micro_step(batch, k == self.accum - 1, meter, nonfinite, epoch)
                 self._check_step(epoch, valid, nonfinite, new_skips)
@@ -938,6 +947,7 @@ class Trainer:
             self._epoch_skips = 0
         self.schedule.start_epoch(epoch)
         started = time.perf_counter()
+        self._data_wait = 0.0  # seconds this rank spent waiting for the loader this epoch
         if self._train_epoch(epoch, meter):
             self._save(self._checkpoint(meter), best=False)
             if self.dist.is_main:
@@ -973,6 +983,10 @@ class Trainer:
             "val_top5": val["top5"] if val else math.nan,
             "seconds": round(time.perf_counter() - started, 3),
             "clips_per_s": round(train["clips"] / max(train_seconds, 1e-9), 3),
+            # Rank 0's time blocked on the data loader vs the rest of the training steps
+            # (forward, backward, optimiser): a large share means decoding is the bottleneck.
+            "data_wait_s": round(self._data_wait, 3),
+            "compute_s": round(max(train_seconds - self._data_wait, 0.0), 3),
             "train_skipped": self.skips.count("train"),
             "val_skipped": self.skips.count("val") if val else math.nan,
         }
@@ -991,8 +1005,10 @@ class Trainer:
             val_text = (
                 f", val loss {row['val_loss']:.4f} {acc} {row['val_top1']:.3f}" if val else ""
             )
+            wait_share = row["data_wait_s"] / max(train_seconds, 1e-9)
             logger.info(
-                "epoch %d/%d: train loss %.4f %s %.3f%s, lr %.3g, %.0f s (%.1f clips/s)%s",
+                "epoch %d/%d: train loss %.4f %s %.3f%s, lr %.3g, %.0f s (%.1f clips/s; "
+                "waiting for data %.0f%%)%s",
                 epoch + 1,
                 cfg.epochs,
                 row["train_loss"],
@@ -1002,8 +1018,17 @@ class Trainer:
                 lr,
                 row["seconds"],
                 row["clips_per_s"],
+                100 * wait_share,
                 " *best*" if is_best else "",
             )
+            if wait_share > DATA_BOUND_SHARE:
+                logger.warning(
+                    "epoch %d spent %.0f%% of its training time waiting for the data loader: "
+                    "decoding is the bottleneck (more --workers, or `stc prepare` the dataset: "
+                    "see the README's data section)",
+                    epoch + 1,
+                    100 * wait_share,
+                )
         return self._stop_agreed()
 
     def _report_skips(self, epoch: int) -> None:
