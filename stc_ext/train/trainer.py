@@ -130,13 +130,6 @@ _NOT_OVERRIDES = ("resume", "overwrite", "out_dir", "progress", "tensorboard", "
 _BATCHNORM_SINGLE = "Expected more than 1 value per channel"
 
 
-def _env_int(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -482,7 +475,8 @@ class Trainer:
             # without a fake kernel, ...) never stops a run.
             logger.info("no memory estimate for this configuration (%s)", exc)
             return
-        ranks_here = _env_int("LOCAL_WORLD_SIZE", 1) if info.device.type == "cpu" else 1
+        # Ranks on one machine share its memory; each GPU has its own.
+        ranks_here = tdist.local_world_size() if info.device.type == "cpu" else 1
         needed = estimate.total * ranks_here
         available = available_memory(info.device)
         self.memory_estimate = estimate
