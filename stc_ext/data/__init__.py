@@ -11,7 +11,8 @@ From files on disk to clip tensors ``(N, 3, T, 112, 112)`` following the paper's
         ...  # clips: float32 (8, 3, 16, 112, 112)
 
 :mod:`stc_ext.data.synthetic` writes a small action dataset of real video files in the UCF101
-layout (``stc synth --out DIR``).
+layout (``stc synth --out DIR``); :mod:`stc_ext.data.holdout` holds whole groups of clips out
+of a training list for validation (deterministic, never leaking a group across the sides).
 """
 
 from .annotations import (
