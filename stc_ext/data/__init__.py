@@ -13,6 +13,8 @@ From files on disk to clip tensors ``(N, 3, T, 112, 112)`` following the paper's
 :mod:`stc_ext.data.synthetic` writes a small action dataset of real video files in the UCF101
 layout (``stc synth --out DIR``). :func:`prepare_dataset` (``stc prepare SRC DST``) resizes a
 dataset's videos (or extracts JPEG frames) once, so that decoding keeps up with a GPU.
+:mod:`stc_ext.data.holdout` holds whole groups of clips out of a training list for validation
+(deterministic, never leaking a group across the sides).
 """
 
 from .annotations import (

@@ -275,7 +275,8 @@ class RunConfig:
     overwrite: bool = _f(False, "start afresh in an OUT_DIR that already holds a run", group="run")
     val_every: int = _f(
         1,
-        "validate every N epochs (0: never; the plateau schedule then watches the training loss)",
+        "validate every N epochs (0: never; the plateau schedule then watches the training "
+        "loss, best.pt is the last epoch, and nothing is held out of the training list)",
         group="run",
     )
     progress: bool = _f(True, "progress bars (rank 0)", group="run")
@@ -358,8 +359,17 @@ class TrainConfig(RunConfig):
     )
     val_annotations: str | None = _f(
         None,
-        "Kinetics: the validation CSV; list: the validation list (UCF101/HMDB51 validate "
-        "on the split's test list)",
+        "Kinetics: the official validation CSV; list: the validation list (UCF101/HMDB51/"
+        "synthetic hold val_fraction of the training list out instead: the test list never "
+        "selects a model)",
+        group="data",
+    )
+    val_fraction: float = _f(
+        0.1,
+        "UCF101/HMDB51/synthetic: share of each class's training videos held out for "
+        "validation (best.pt and the plateau schedule), whole groups of clips chosen by a "
+        "hash of the group's name, not the seed (stc_ext.data.holdout); 0: no validation "
+        "(the schedule watches the training loss, best.pt is the last epoch)",
         group="data",
         path=True,
     )
@@ -380,6 +390,8 @@ class TrainConfig(RunConfig):
     def validate(self) -> None:
         """``RunConfig.validate`` plus the dataset's fields (no files are looked at)."""
         super().validate()
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"must be in [0, 1), got {self.val_fraction}", field="val_fraction")
         if self.dataset in ("kinetics", "list") and self.val_every and not self.val_annotations:
             raise ConfigError(
                 f"dataset {self.dataset} validates on val_annotations: give them or set "

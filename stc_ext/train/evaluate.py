@@ -6,6 +6,12 @@ the average is the video's prediction. Reported: top-1, top-5 and mean class acc
 split and averaged over splits (the paper averages UCF101/HMDB51 over their three splits, one
 model per split: put ``{split}`` in the checkpoint path). A JSON report and one
 confusion-matrix PNG per split are written.
+
+The report lists on the test list by default (Kinetics and list files: the validation list);
+each split's entry says what selected its checkpoint (``selection``: videos held out of the
+training list, with the rule and fraction, or a validation list, or nothing) and how many of
+the reported videos were among those (``selection.reported_videos_that_selected``; a warning
+is logged when any were, e.g. Kinetics, whose test labels are not public).
 """
 
 from __future__ import annotations
@@ -22,10 +28,12 @@ import torch
 from torch import nn
 
 from ..data import VideoBatch, average_clip_scores
+from ..data.holdout import video_id
 from ..models import build_from_config, infer_placement
 from . import distributed as tdist
 from .atomic import atomic_write_text
 from .checkpoint import CHECKPOINT_FORMAT, describe_contents, read_weights_file
+from .classify import describe_selection
 from .config import (
     AMP_DTYPES,
     ConfigError,
@@ -59,6 +67,7 @@ class SplitResult:
     skipped: list[str]
     seconds: float
     confusion_png: str | None = None
+    selection: dict[str, Any] | None = None  # what chose the checkpoint (None: not recorded)
     predictions: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
@@ -82,6 +91,7 @@ class _Source:
     state: dict[str, torch.Tensor]
     train_config: dict[str, Any]
     classes: list[str] | None
+    selection: dict[str, Any] | None = None
 
 
 def _read_source(path: str, cfg: EvalConfig) -> _Source:
@@ -103,7 +113,7 @@ def _read_source(path: str, cfg: EvalConfig) -> _Source:
                 f"placement={saved_placement} (its STC blocks are where that placement puts them)",
                 field="placement",
             )
-        return _Source(raw["model"], config, list(raw["classes"]))
+        return _Source(raw["model"], config, list(raw["classes"]), raw.get("selection"))
     # Foreign weights: the model and clip shape come from the config.
     if cfg.model is None:
         raise ConfigError(
@@ -254,6 +264,7 @@ class _Prepared:
     dataset: Any
     classes: list[str]
     data: dict[str, Any]
+    selection: dict[str, Any] | None  # what selected the checkpoint (its _Source's)
 
 
 def _read_split_annotation(
@@ -314,7 +325,7 @@ def _prepare_split(cfg: EvalConfig, split: int) -> _Prepared:
         cfg.strict_data,
         cfg.drop_last_partial,
     )
-    return _Prepared(checkpoint, model, dataset, classes, data)
+    return _Prepared(checkpoint, model, dataset, classes, data, source.selection)
 
 
 def _evaluate_split(
@@ -344,6 +355,7 @@ def _evaluate_split(
     )
     if len(indices) == 0:
         raise ConfigError(f"{annotation.name}: no video could be decoded")
+    selection = _selection_report(prepared.selection, annotation, data["root"], checkpoint)
     labels = torch.tensor([dataset.records[i].label for i in indices.tolist()])
     metrics = video_metrics(scores, labels)
     top = scores.argmax(dim=1)
@@ -369,6 +381,7 @@ def _evaluate_split(
         confusion=metrics.confusion,
         skipped=skipped,
         seconds=round(time.perf_counter() - start, 3),
+        selection=selection,
         predictions=predictions,
     )
     if info.is_main:
@@ -418,6 +431,31 @@ def _write_failure_report(
     }
     atomic_write_text(report_path, json.dumps(report, indent=2) + "\n")
     logger.error("split %d failed: %s written, marked as failed", split, report_path)
+
+
+def _selection_report(
+    selection: Mapping[str, Any] | None, annotation: Any, root: str | None, checkpoint: str
+) -> dict[str, Any] | None:
+    """What selected the checkpoint, without its video list, plus how many of the videos
+    reported on were among those that selected it."""
+    if selection is None:
+        return None
+    report = {k: v for k, v in selection.items() if k != "videos"}
+    report["summary"] = describe_selection(selection)
+    chose = set(selection.get("videos") or ())
+    reported = {video_id(r.path, root) for r in annotation.records}
+    overlap = len(chose & reported)
+    report["reported_videos_that_selected"] = overlap
+    if overlap:
+        logger.warning(
+            "%s: %d of the %d videos reported on also selected this checkpoint (%s); the "
+            "figures are optimistic",
+            checkpoint,
+            overlap,
+            len(reported),
+            report["summary"],
+        )
+    return report
 
 
 def _default_report_path(cfg: EvalConfig) -> Path:

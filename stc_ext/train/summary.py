@@ -93,7 +93,9 @@ def format_train_summary(result: TrainResult, max_rows: int = 20) -> str:
     else:
         header = ["epoch", "train loss", "train top-1", "val loss", "val top-1", "val top-5"]
     parts.append(format_table(header + ["lr", "time s", "clips/s", "data wait"], rows))
-    if result.best is not None:
+    if result.best is not None and math.isnan(result.best["val_top1"]):
+        parts.append(f"no validation: best.pt is the last epoch ({result.best['epoch']})")
+    elif result.best is not None:
         best = result.best
         what = "held-out pair accuracy" if pairs else "val top-1"
         where = "fixed held-out pairs" if pairs else "centre clip per video"
@@ -166,5 +168,11 @@ def format_eval_table(result: EvalResult) -> str:
     table = format_table(
         ["split", "top-1", "top-5", "mean class", "videos", "clips", "skipped"], rows
     )
+    chosen = []
+    for s in result.splits:
+        text = s.selection["summary"] if s.selection else "model selection not recorded"
+        if s.selection and s.selection["reported_videos_that_selected"]:
+            text += f", {s.selection['reported_videos_that_selected']} of them reported here"
+        chosen.append(f"split {s.split}: {text}" if len(result.splits) > 1 else text)
     tail = f"report: {result.report_path}" if result.report_path else ""
-    return "\n".join(x for x in (head, table, tail) if x)
+    return "\n".join(x for x in (head, *chosen, table, tail) if x)

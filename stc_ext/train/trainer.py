@@ -1051,6 +1051,8 @@ class Trainer:
         )
 
     def _is_best(self, row: Mapping[str, Any]) -> bool:
+        if self.val_loader is None:
+            return True  # nothing selects: best.pt is the last epoch
         has_val = not math.isnan(row["val_top1"])
         if self.best is None:
             return True
