@@ -28,7 +28,8 @@ def _config(data, out, **changes):
 
 @pytest.fixture(scope="module")
 def broken_data(tiny_data, tmp_path_factory):
-    """The tiny dataset with 3 of its 12 training videos broken (zero bytes, half, text)."""
+    """The tiny dataset with 3 of its 12 training videos broken (zero bytes, half, text);
+    its 12 validation videos (held out of the training list) are good."""
     data = copy_dataset(tiny_data, tmp_path_factory.mktemp("broken") / "data")
     return data, break_videos(data, 3)
 
@@ -73,7 +74,7 @@ def test_too_many_undecodable_videos_stop_the_run(broken_data, tmp_path):
 
 def test_a_step_without_any_decodable_video_stops_the_run(tiny_data, tmp_path):
     data = copy_dataset(tiny_data, tmp_path / "data")
-    break_videos(data, 12)  # every training video
+    break_videos(data, split="all")  # every video of the training list
     with pytest.raises(TrainingError, match=r"step 1 \(step 1 of epoch 1\) has no sample"):
         train(_config(data, tmp_path / "run", epochs=2, max_skipped_fraction=1.0))
     assert not (tmp_path / "run" / "best.pt").exists()
@@ -82,7 +83,7 @@ def test_a_step_without_any_decodable_video_stops_the_run(tiny_data, tmp_path):
 
 def test_every_undecodable_video_stops_the_command(tiny_data, tmp_path, capsys):
     data = copy_dataset(tiny_data, tmp_path / "data")
-    break_videos(data, 12)
+    break_videos(data, split="all")
     out = tmp_path / "run"
     flags = [*TINY_FLAGS, "--size", "48", "--short-side", "48", "--epochs", "2"]
     assert main(["train", *flags, "--root", str(data), "--out-dir", str(out)]) == 1
@@ -94,13 +95,13 @@ def test_every_undecodable_video_stops_the_command(tiny_data, tmp_path, capsys):
 
 def test_undecodable_validation_videos_are_counted_and_limited(tiny_data, tmp_path):
     data = copy_dataset(tiny_data, tmp_path / "data")
-    test_list = data / "splits" / "testlist01.txt"
-    first = test_list.read_text().split()[0]
-    (data / "videos" / first).write_bytes(b"")  # one of the 3 test videos
+    broken = break_videos(data, 4, split="val")  # 4 of the 12 held-out videos
     result = train(_config(data, tmp_path / "run", epochs=1, max_skipped_fraction=0.4))
-    assert result.history[0]["val_skipped"] == 1 and result.skipped["val"] == 1
-    with pytest.raises(TrainingError, match="validation videos could not be decoded"):
+    assert result.history[0]["val_skipped"] == 4 and result.skipped["val"] == 4
+    assert result.history[0]["train_skipped"] == 0
+    with pytest.raises(TrainingError, match="4 of the 12 validation videos could not be decoded"):
         train(_config(data, tmp_path / "run2", epochs=1, max_skipped_fraction=0.3))
+    assert str(broken[0]) in (tmp_path / "run" / "skipped.tsv").read_text()
 
 
 def test_max_skipped_fraction_is_checked(tiny_data, tmp_path):

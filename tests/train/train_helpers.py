@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from stc_ext.data import synthetic
+from stc_ext.data import read_ucf101, synthetic
+from stc_ext.data.holdout import hold_out
 from stc_ext.train import TrainConfig
 
 #: ``stc train`` flags of ``tiny_config`` (add --root and --out-dir).
@@ -53,17 +54,24 @@ def make_tiny_dataset(root: Path, classes: int) -> Path:
     return root
 
 
-def break_videos(root: Path, count: int = 3) -> list[Path]:
-    """Replace the first ``count`` training videos of a tiny dataset by broken files, in
-    turn: a zero-byte .mp4, an .mp4 cut in half, a text file renamed .avi (the split list
-    then names the .avi). Returns the broken files."""
-    splits = root / "splits"
-    lines = (splits / "trainlist01.txt").read_text().splitlines()
+def break_videos(root: Path, count: int | None = None, split: str = "train") -> list[Path]:
+    """Replace ``count`` (None: all) videos of a tiny dataset's training list by broken
+    files, in turn: a zero-byte .mp4, an .mp4 cut in half, a text file renamed .avi (the
+    split list then names the .avi). ``split``: which part of the list (as the default 10%
+    hold-out divides it): ``"train"``, ``"val"`` or ``"all"``. Returns the broken files."""
+    listed = read_ucf101(root / "videos", root / "splits", 1, "train")
+    held = hold_out(listed, "synthetic", 0.1)
+    part = {"train": held.train, "val": held.val, "all": listed}[split]
+    chosen = {record.path for record in part.records[:count]}
+    list_file = root / "splits" / "trainlist01.txt"
+    lines = list_file.read_text().splitlines()
     broken = []
-    for i in range(count):
-        rel, label = lines[i].split()
+    for i, line in enumerate(lines):
+        rel, label = line.split()
         video = root / "videos" / rel
-        kind = i % 3
+        if video not in chosen:
+            continue
+        kind = len(broken) % 3
         if kind == 0:
             video.write_bytes(b"")
         elif kind == 1:
@@ -75,7 +83,7 @@ def break_videos(root: Path, count: int = 3) -> list[Path]:
             video.write_text("this is not a video, only text with a video's name\n")
             lines[i] = f"{Path(rel).with_suffix('.avi').as_posix()} {label}"
         broken.append(video)
-    (splits / "trainlist01.txt").write_text("\n".join(lines) + "\n")
+    list_file.write_text("\n".join(lines) + "\n")
     return broken
 
 
