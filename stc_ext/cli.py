@@ -490,15 +490,36 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 ]
 
 
+def _version() -> str:
+    import torch
+
+    import stc_ext
+
+    return f"stc {stc_ext.__version__} (torch {torch.__version__}, python {sys.version.split()[0]})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stc", description="Spatio-temporal Channel Correlation networks (stc_ext)."
     )
+    parser.add_argument("--version", action="version", version=_version())
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for add in COMMANDS:
         add(subparsers)
     return parser
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; an unknown flag is reported with its subcommand's usage (argparse
+    alone shows the top-level one)."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        commands = next(
+            a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+        ).choices
+        commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def _error_message(args: argparse.Namespace, exc: Exception) -> str:
@@ -514,10 +535,11 @@ def _error_message(args: argparse.Namespace, exc: Exception) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``stc`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    from stc_ext.train.errors import TrainingError
+
+    args = _parse(build_parser(), argv)
     try:
         return int(args.func(args))
-    except (ValueError, OSError) as exc:  # bad input or files: a message, not a traceback
+    except (ValueError, OSError, TrainingError) as exc:  # a message, not a traceback
         print(f"stc {args.command}: error: {_error_message(args, exc)}", file=sys.stderr)
         return 1

@@ -5,14 +5,17 @@
 ``placement`` (:data:`PLACEMENTS`: an STC block in every residual block, or one per stage);
 ``resnet2d`` is
 the 2D ImageNet teacher; ``inflate_from_2d`` builds a 3D net's weights from a 2D net's;
-``load_3d_resnets_checkpoint`` reads kenshohara/3D-ResNets-PyTorch files.
+``load_3d_resnets_checkpoint`` reads kenshohara/3D-ResNets-PyTorch files; ``load_file`` reads
+any file of weights, naming the file and the problem when it cannot.
 """
 
 from . import resnet2d
 from .checkpoint import (
+    CheckpointFileError,
     CheckpointMismatchError,
     LoadReport,
     load_3d_resnets_checkpoint,
+    load_file,
     read_state_dict,
 )
 from .inflate import InflationReport, inflate_from_2d, inflated_backbone
@@ -37,6 +40,7 @@ __all__ = [
     "PLACEMENTS",
     "BasicBlock3D",
     "Bottleneck3D",
+    "CheckpointFileError",
     "CheckpointMismatchError",
     "InflationReport",
     "LoadReport",
@@ -51,6 +55,7 @@ __all__ = [
     "infer_placement",
     "list_models",
     "load_3d_resnets_checkpoint",
+    "load_file",
     "read_state_dict",
     "resnet2d",
     "resnet3d",

@@ -46,6 +46,7 @@ from .config import (
     load_config_file,
     save_config,
 )
+from .errors import TrainingError
 from .evaluate import EvalResult, SplitResult, evaluate, predict_videos
 from .metrics import ClipMeter, VideoMetrics, confusion_matrix, topk_correct, video_metrics
 from .resolve import resolve_config, resolve_eval_config, resolve_train_config
@@ -67,6 +68,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "Trainer",
+    "TrainingError",
     "VideoMetrics",
     "add_config_flags",
     "atomic_save",

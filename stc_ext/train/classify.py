@@ -29,7 +29,7 @@ from torch import nn
 from ..data import UNLABELED, Annotation, ClipBatch, collate_clips
 from ..data.holdout import HOLDOUT_RULE, fingerprint, hold_out, video_id
 from ..models import build_from_config
-from .checkpoint import load_init_weights
+from .checkpoint import load_init_weights, read_weights_file
 from .config import MODEL_FIELDS, ConfigError, TrainConfig, config_from_dict, config_to_dict
 from .data import clip_dataset, read_annotation
 from .task import TaskData
@@ -64,8 +64,8 @@ class ClassifyTask:
         self.selection: dict[str, Any] = {}  # what selects the model (build_data sets it)
 
     def check(self, config: TrainConfig) -> None:
-        if config.init is not None and not Path(config.init).is_file():
-            raise ConfigError(f"checkpoint not found: {config.init}", field="init")
+        if config.init is not None:
+            read_weights_file(config.init, "init", mmap=True)  # readable, before any data
 
     def build_data(self, config: TrainConfig) -> TaskData:
         cfg = config
@@ -79,6 +79,7 @@ class ClassifyTask:
         train = clip_dataset(
             train_ann, cfg.frames, cfg.stride, "train", cfg.size, cfg.short_side, cfg.strict_data
         )
+        _check_every_class_has_videos(train, classes, len(train_ann.records))
         val = None
         if val_ann is not None:
             val = clip_dataset(
@@ -141,6 +142,23 @@ class ClassifyTask:
             f"{len(data.classes)} classes, {config.frames} frames x stride {config.stride}, "
             f"{config.size}px; {describe_selection(self.selection)}"
         )
+
+
+def _check_every_class_has_videos(dataset: Any, classes: list[str], listed: int) -> None:
+    """A class without training videos would be a classifier output trained on nothing."""
+    counts = [0] * len(classes)
+    for label in dataset.labels:
+        counts[label] += 1
+    empty = [name for name, count in zip(classes, counts, strict=True) if count == 0]
+    if not empty:
+        return
+    shown = ", ".join(empty[:10]) + (f", ... ({len(empty) - 10} more)" if len(empty) > 10 else "")
+    missing = listed - len(dataset)
+    why = f" ({missing} listed videos are missing)" if missing else ""
+    raise ConfigError(
+        f"{dataset.annotation.name}: {len(empty)} of {len(classes)} classes have no training "
+        f"video{why}: {shown}. Restore their videos, or remove the classes from the class list"
+    )
 
 
 def _selection(source: str, videos: list[str] | None = None, **details: Any) -> dict[str, Any]:

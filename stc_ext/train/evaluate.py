@@ -32,7 +32,7 @@ from ..data.holdout import video_id
 from ..models import build_from_config, infer_placement
 from . import distributed as tdist
 from .atomic import atomic_write_text
-from .checkpoint import CHECKPOINT_FORMAT
+from .checkpoint import CHECKPOINT_FORMAT, describe_contents, read_weights_file
 from .classify import describe_selection
 from .config import (
     AMP_DTYPES,
@@ -97,25 +97,19 @@ class _Source:
 def _read_source(path: str, cfg: EvalConfig) -> _Source:
     from ..models.checkpoint import read_state_dict
 
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"not found: {p}", field="checkpoint")
-    try:
-        raw = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or foreign file
-        raise ConfigError(f"{p}: cannot be read: {exc}", field="checkpoint") from exc
+    raw = read_weights_file(path, "checkpoint")
     if isinstance(raw, dict) and raw.get("format") == CHECKPOINT_FORMAT:
         if raw.get("task", "classify") != "classify":
             raise ConfigError(
-                f"{p} is a {raw['task']!r} checkpoint, not a classifier: fine-tune it "
-                "first (train with init)",
+                f"{path}: is a training checkpoint of a {raw['task']!r} run, not a "
+                "classifier: fine-tune it first (train with init)",
                 field="checkpoint",
             )
         config = upgrade_saved_config(raw["config"])
         saved_placement = config.get("placement") or "block"  # configs before the option
         if cfg.placement is not None and cfg.placement != saved_placement:
             raise ConfigError(
-                f"{cfg.placement} does not match {p}, which was trained with "
+                f"{cfg.placement} does not match {path}, which was trained with "
                 f"placement={saved_placement} (its STC blocks are where that placement puts them)",
                 field="placement",
             )
@@ -123,13 +117,14 @@ def _read_source(path: str, cfg: EvalConfig) -> _Source:
     # Foreign weights: the model and clip shape come from the config.
     if cfg.model is None:
         raise ConfigError(
-            f"{p} is not a stc_ext training checkpoint: give model (and frames/size if not 16/112)",
+            f"{path}: is {describe_contents(raw)}, not a stc_ext training checkpoint: give "
+            "model (and frames/size if not 16/112) to evaluate such weights",
             field="checkpoint",
         )
     try:
         state, _ = read_state_dict(raw)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{p}: {exc}", field="checkpoint") from None
+        raise ConfigError(f"{path}: {exc}", field="checkpoint") from None
     train_config = {
         "model": cfg.model,
         "placement": cfg.placement or "block",
@@ -260,20 +255,43 @@ def predict_videos(
     return all_scores[order], all_indices[order], all_counts[order], all_skipped
 
 
-def _evaluate_split(
-    cfg: EvalConfig, split: int, info: tdist.DistInfo, report_path: Path
-) -> tuple[SplitResult, dict[str, Any], list[str]]:
+@dataclass
+class _Prepared:
+    """One split, checked and ready to run: its model (on the CPU) and its videos."""
+
+    checkpoint: str
+    model: nn.Module
+    dataset: Any
+    classes: list[str]
+    data: dict[str, Any]
+    selection: dict[str, Any] | None  # what selected the checkpoint (its _Source's)
+
+
+def _read_split_annotation(
+    cfg: EvalConfig, data: Mapping[str, Any], split: int, checkpoint: str, classes: Any
+) -> Any:
+    """The split's annotation; a missing path the checkpoint recorded says so."""
+    try:
+        return read_annotation(
+            data["dataset"], data["root"], data["annotations"], split, cfg.subset, classes=classes
+        )
+    except ConfigError as exc:
+        if exc.field not in ("root", "annotations") or getattr(cfg, exc.field) is not None:
+            raise
+        raise ConfigError(
+            f"{exc.detail} (the path {checkpoint} recorded; if the data moved, give "
+            f"{exc.field} its new place)",
+            field=exc.field,
+        ) from None
+
+
+def _prepare_split(cfg: EvalConfig, split: int) -> _Prepared:
+    """Everything of a split but decoding its videos: the checkpoint, the data paths and
+    annotation, the model with its weights (errors here stop before any video is read)."""
     checkpoint = cfg.checkpoint.replace("{split}", str(split))  # type: ignore[union-attr]
     source = _read_source(checkpoint, cfg)
     data = _resolve(cfg, source)
-    annotation = read_annotation(
-        data["dataset"],
-        data["root"],
-        data["annotations"],
-        split,
-        cfg.subset,
-        classes=source.classes,
-    )
+    annotation = _read_split_annotation(cfg, data, split, checkpoint, source.classes)
     classes = source.classes or list(annotation.classes)
     if source.classes is not None and len(annotation.classes) != len(source.classes):
         raise ConfigError(
@@ -297,9 +315,6 @@ def _evaluate_split(
         raise ConfigError(
             f"{checkpoint}: weights do not fit {tc['model']}: {exc}{hint}", field="checkpoint"
         ) from None
-    model.to(info.device)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last_3d)
     dataset = clip_dataset(
         annotation,
         data["frames"],
@@ -310,6 +325,22 @@ def _evaluate_split(
         cfg.strict_data,
         cfg.drop_last_partial,
     )
+    return _Prepared(checkpoint, model, dataset, classes, data, source.selection)
+
+
+def _evaluate_split(
+    cfg: EvalConfig, split: int, prepared: _Prepared, info: tdist.DistInfo, report_path: Path
+) -> SplitResult:
+    checkpoint, dataset, classes, data = (
+        prepared.checkpoint,
+        prepared.dataset,
+        prepared.classes,
+        prepared.data,
+    )
+    annotation = dataset.annotation
+    model = prepared.model.to(info.device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last_3d)
     start = time.perf_counter()
     scores, indices, counts, skipped = predict_videos(
         model,
@@ -324,7 +355,7 @@ def _evaluate_split(
     )
     if len(indices) == 0:
         raise ConfigError(f"{annotation.name}: no video could be decoded")
-    selection = _selection_report(source.selection, annotation, data["root"], checkpoint)
+    selection = _selection_report(prepared.selection, annotation, data["root"], checkpoint)
     labels = torch.tensor([dataset.records[i].label for i in indices.tolist()])
     metrics = video_metrics(scores, labels)
     top = scores.argmax(dim=1)
@@ -376,7 +407,30 @@ def _evaluate_split(
             result.num_videos,
             result.num_clips,
         )
-    return result, data, classes
+    return result
+
+
+def _write_failure_report(
+    cfg: EvalConfig,
+    report_path: Path,
+    split: int,
+    error: Exception,
+    done: list[SplitResult],
+    info: tdist.DistInfo,
+) -> None:
+    """Replace the report (a stale one may claim success) by one saying which split failed
+    and why, with the splits finished before it (no average: the evaluation is incomplete)."""
+    report = {
+        "status": "failed",
+        "failed_split": split,
+        "error": f"{type(error).__name__}: {error}",
+        "config": config_to_dict(cfg),
+        "splits": [asdict(s) for s in done],
+        "world_size": info.world_size,
+        "torch_version": str(torch.__version__),
+    }
+    atomic_write_text(report_path, json.dumps(report, indent=2) + "\n")
+    logger.error("split %d failed: %s written, marked as failed", split, report_path)
 
 
 def _selection_report(
@@ -415,6 +469,10 @@ def evaluate(config: EvalConfig | Mapping[str, Any]) -> EvalResult:
     Under ``torchrun`` the videos are shared among the ranks and the result is returned on
     every rank; rank 0 writes the JSON report and the PNGs.
 
+    Every split's checkpoint, data and model are checked before the first video is
+    decoded. A split that fails later (e.g. none of its videos decodes) replaces the report
+    by one with ``"status": "failed"``, the failed split and the error, and raises.
+
     Raises:
         ConfigError: a missing checkpoint or dataset path, frames not matching the
             checkpoint, a class-count mismatch, ... (before any video is decoded).
@@ -433,12 +491,13 @@ def evaluate(config: EvalConfig | Mapping[str, Any]) -> EvalResult:
             "(put {split} in the checkpoint path)",
             cfg.splits,
         )
-    # Every split's checkpoint must exist before the first one is evaluated.
+    # Every split's checkpoint must exist before anything starts (_evaluate reads them all
+    # before the first video).
     for split in cfg.splits:
         path = Path(cfg.checkpoint.replace("{split}", str(split)))
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(
-                f"not found: {path}" + (f" (split {split})" if "{split}" in cfg.checkpoint else ""),
+                f"{path}: not found" + (f" (split {split})" if "{split}" in cfg.checkpoint else ""),
                 field="checkpoint",
             )
     if cfg.threads is not None:
@@ -448,12 +507,17 @@ def evaluate(config: EvalConfig | Mapping[str, Any]) -> EvalResult:
 
 def _evaluate(cfg: EvalConfig, info: tdist.DistInfo) -> EvalResult:
     report_path = Path(cfg.out) if cfg.out else _default_report_path(cfg)
+    # Every split is checked before the first video is decoded.
+    prepared = [_prepare_split(cfg, split) for split in cfg.splits]
+    data, classes = prepared[-1].data, prepared[-1].classes
     splits: list[SplitResult] = []
-    data: dict[str, Any] = {}
-    classes: list[str] = []
     for split in cfg.splits:
-        result, data, classes = _evaluate_split(cfg, split, info, report_path)
-        splits.append(result)
+        try:
+            splits.append(_evaluate_split(cfg, split, prepared.pop(0), info, report_path))
+        except Exception as exc:
+            if info.is_main:
+                _write_failure_report(cfg, report_path, split, exc, splits, info)
+            raise
     average = {
         key: sum(getattr(s, key) for s in splits) / len(splits)
         for key in ("top1", "top5", "mean_class_accuracy")
@@ -479,12 +543,15 @@ def _evaluate(cfg: EvalConfig, info: tdist.DistInfo) -> EvalResult:
     )
     if info.is_main:
         report = {
+            "status": "complete",
             "config": config_to_dict(cfg),
             **{k: v for k, v in asdict(result).items() if k != "report_path"},
             "world_size": info.world_size,
             "torch_version": str(torch.__version__),
         }
-        atomic_write_text(report_path, json.dumps(report, indent=2) + "\n")
+        atomic_write_text(
+            report_path, json.dumps({"status": "complete", **report}, indent=2) + "\n"
+        )
         if len(splits) > 1:
             logger.info(
                 "average over splits %s: top-1 %.4f, top-5 %.4f, mean class %.4f",

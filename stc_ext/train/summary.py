@@ -103,6 +103,19 @@ def format_train_summary(result: TrainResult, max_rows: int = 20) -> str:
             f"best epoch {best['epoch']}: {what} {_pct(best['val_top1'])}, "
             f"loss {_num(best['val_loss'])} ({where})"
         )
+    skipped = {split: n for split, n in result.skipped.items() if n}
+    if skipped:
+        counts = " and ".join(
+            f"{n} {'training' if split == 'train' else 'validation'}"
+            for split, n in skipped.items()
+        )
+        parts.append(
+            f"skipped as undecodable over the run: {counts} videos "
+            f"(listed in {result.skipped_file})"
+        )
+    for entry in result.overrides:
+        changes = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in entry["changes"].items())
+        parts.append(f"resumed at step {entry['step']} with {changes}")
     status = "INTERRUPTED" if result.interrupted else "finished"
     parts.append(
         f"{status}: {result.epochs_done}/{cfg.epochs} epochs, {result.steps} steps, "

@@ -94,8 +94,16 @@ def test_zero_fraction_and_val_every_zero_mean_no_validation(tmp_path):
 
 
 def test_kinetics_and_lists_select_on_their_validation_list(tiny_data, tmp_path):
-    lines = (tiny_data / "splits" / "trainlist01.txt").read_text().splitlines()
-    (tmp_path / "train.txt").write_text("\n".join(lines[:-3]))  # "Class/video label"
+    # "Class/video label", labels 0-based as list files have them (the UCF101 list's 1-based
+    # labels would make a class "0" without videos, which training refuses).
+    lines = [
+        f"{path} {int(label) - 1}"
+        for path, label in (
+            line.split()
+            for line in (tiny_data / "splits" / "trainlist01.txt").read_text().splitlines()
+        )
+    ]
+    (tmp_path / "train.txt").write_text("\n".join(lines[:-3]))
     (tmp_path / "val.txt").write_text("\n".join(lines[-3:]))
     task = ClassifyTask()
     config = TrainConfig(
