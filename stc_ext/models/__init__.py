@@ -1,9 +1,11 @@
-"""Networks: 3D ResNet/ResNeXt and their STC variants, the 2D teacher, inflation, checkpoints.
+"""Networks: 3D ResNet/ResNeXt, torchvision's video ResNets, their STC variants, the 2D
+teacher, inflation, checkpoints.
 
 ``build(name, num_classes, frames=16, size=112, **kw)`` makes any registered model
 (``list_models()``), ``build_from_config`` the one a run config describes; ``resnet2d`` is
 the 2D ImageNet teacher; ``inflate_from_2d`` builds a 3D net's weights from a 2D net's;
-``load_3d_resnets_checkpoint`` reads kenshohara/3D-ResNets-PyTorch files.
+``load_3d_resnets_checkpoint`` reads kenshohara/3D-ResNets-PyTorch files and
+``load_torchvision_video_weights`` torchvision's r3d_18/mc3_18/r2plus1d_18 files.
 """
 
 from . import resnet2d
@@ -27,6 +29,12 @@ from .resnet3d import (
     stc_resnet3d,
     stc_resnext3d,
 )
+from .video_resnet import (
+    VideoResNet,
+    load_torchvision_video_weights,
+    stc_video_resnet,
+    video_resnet,
+)
 
 __all__ = [
     "BasicBlock3D",
@@ -36,6 +44,7 @@ __all__ = [
     "LoadReport",
     "ResNet3D",
     "STCConfig",
+    "VideoResNet",
     "build",
     "build_from_config",
     "check_model_name",
@@ -43,6 +52,7 @@ __all__ = [
     "inflated_backbone",
     "list_models",
     "load_3d_resnets_checkpoint",
+    "load_torchvision_video_weights",
     "read_state_dict",
     "resnet2d",
     "resnet3d",
@@ -51,4 +61,6 @@ __all__ = [
     "stage_spatial_sizes",
     "stc_resnet3d",
     "stc_resnext3d",
+    "stc_video_resnet",
+    "video_resnet",
 ]
