@@ -533,6 +533,69 @@ def _run_extract(args: argparse.Namespace) -> int:
     return 0 if result.written or result.existing else 1
 
 
+def _add_export(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="export a checkpoint's network: torch.export (.pt2) or ONNX",
+        description=(
+            "Trace the network of --checkpoint with torch.export on clips of its frames and "
+            "size (any batch size). pt2: the STC blocks stay stc_ext custom-op nodes (load with "
+            "torch.export.load after `import stc_ext`). onnx: the STC op is decomposed into "
+            "standard ops first (needs onnx and onnxscript: pip install 'stc_ext[onnx]'); with "
+            "onnxruntime installed the file is run on the CPU and compared with the model."
+        ),
+    )
+    p.add_argument("--checkpoint", required=True, help="an `stc train` checkpoint or weights")
+    p.add_argument("--out", required=True, help="the file to write (.pt2 or .onnx)")
+    p.add_argument("--format", choices=("pt2", "onnx"), help="default: from --out's extension")
+    p.add_argument("--model", help="model name, for weights that do not record it")
+    p.add_argument("--frames", type=int, help="frames per clip (must match the checkpoint)")
+    p.add_argument("--size", type=int, help="clip side (default: the checkpoint's)")
+    p.add_argument(
+        "--layer", choices=("logits", "pool"), default="logits", help="the output (logits)"
+    )
+    p.add_argument("--backend", help="STC kernel backend traced into the program (default: auto)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: torch's)")
+    p.add_argument(
+        "--check",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the exported file and compare it with the model (default: on)",
+    )
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from stc_ext.export import export_checkpoint
+
+    with _console_logging():
+        result = export_checkpoint(
+            args.checkpoint,
+            args.out,
+            args.format,
+            model=args.model,
+            frames=args.frames,
+            size=args.size,
+            layer=args.layer,
+            backend=args.backend,
+            opset=args.opset,
+            check=args.check,
+        )
+    shape = ("N", *result.input_shape[1:])
+    checked = (
+        f"max |difference| from the model {result.max_error:.2e}"
+        if result.max_error is not None
+        else "not checked"
+    )
+    nodes = f"{result.custom_op_nodes} STC op node(s)"
+    nodes += " decomposed into standard ops" if result.format == "onnx" else " kept"
+    print(
+        f"wrote {result.path} ({result.format}, {result.model}, {result.layer} for clips "
+        f"{tuple(shape)}; {nodes}); {checked}"
+    )
+    return 0
+
+
 def _add_info(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "info",
@@ -616,6 +679,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_inflate,
     _add_predict,
     _add_extract,
+    _add_export,
     _add_info,
 ]
 
@@ -651,6 +715,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValueError, OSError) as exc:  # bad input or files: a message, not a traceback
+    except (ValueError, OSError, ImportError) as exc:  # bad input, files or a missing extra
         print(f"stc {args.command}: error: {_error_message(args, exc)}", file=sys.stderr)
         return 1
