@@ -78,6 +78,92 @@ def _run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_prepare(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "prepare",
+        help="resize a dataset's videos (or extract JPEG frames) once, for fast loading",
+        description=(
+            "Prepare every video under SRC into DST, keeping the folder layout: --mode resize "
+            "re-encodes each as H.264 .mp4 with its short side at --short-side and a keyframe "
+            "every --keyframe-interval frames (fast seeking and decoding); --mode frames "
+            "writes a folder of JPEGs per video (<stem>/image_00001.jpg ...). Other files "
+            "(split lists, CSVs) are copied, so train/evaluate read DST with only --root "
+            "changed (a listed .avi resolves to the prepared .mp4 or frame folder). Resumable: "
+            "rerun to finish an interrupted run. Exits with 1 if any video failed (listed "
+            "here and in DST/stc_prepare_failed.txt)."
+        ),
+    )
+    p.add_argument("src", help="the dataset's root folder")
+    p.add_argument("dst", help="the prepared tree's root folder")
+    p.add_argument("--mode", choices=("resize", "frames"), default="resize", help="(resize)")
+    p.add_argument(
+        "--short-side", type=int, default=128, help="short side in pixels; 0 keeps it (128)"
+    )
+    p.add_argument(
+        "--keyframe-interval", type=int, default=16, help="resize: frames between keyframes (16)"
+    )
+    p.add_argument("--crf", type=int, default=23, help="resize: x264 quality, lower is better (23)")
+    p.add_argument("--preset", default="fast", help="resize: x264 speed preset (fast)")
+    p.add_argument("--jpeg-quality", type=int, default=90, help="frames: JPEG quality (90)")
+    p.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes (all CPU cores)"
+    )
+    p.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar"
+    )
+    p.set_defaults(func=_run_prepare)
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    from stc_ext.data.prepare import prepare_dataset
+
+    bar = None
+    if args.progress:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            pass
+        else:
+            bar = tqdm(unit="video", dynamic_ncols=True, mininterval=1.0)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    with _console_logging():
+        try:
+            report = prepare_dataset(
+                args.src,
+                args.dst,
+                mode=args.mode,
+                short_side=args.short_side,
+                keyframe_interval=args.keyframe_interval,
+                crf=args.crf,
+                preset=args.preset,
+                jpeg_quality=args.jpeg_quality,
+                workers=args.workers,
+                progress=progress,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+    for title, items in (
+        ("truncated (kept up to the break)", report.truncated),
+        ("FAILED", report.failed),
+    ):
+        shown = "".join(f"\n  {path}: {reason}" for path, reason in items[:50])
+        more = f"\n  ... and {len(items) - 50} more" if len(items) > 50 else ""
+        if items:
+            print(f"{len(items)} video(s) {title}:{shown}{more}")
+    print(
+        f"stc prepare: {report.videos} videos in {args.src}: {report.prepared} prepared, "
+        f"{report.skipped} already done, {len(report.failed)} failed; {report.copied} other "
+        f"file(s) copied; {report.seconds:.1f} s -> {args.dst}"
+    )
+    return 1 if report.failed else 0
+
+
 def _rank() -> int:
     try:
         return int(os.environ.get("RANK", "0") or 0)
@@ -357,6 +443,12 @@ def _add_inflate(subparsers: argparse._SubParsersAction) -> None:
         default="B",
         help="residual shortcut type (B: convs, as torchvision's; default)",
     )
+    p.add_argument(
+        "--placement",
+        choices=("block", "stage"),
+        default=None,
+        help="stc_* models: STC block in every residual block (block; default) or one per stage",
+    )
     p.set_defaults(func=_run_inflate)
 
 
@@ -371,6 +463,8 @@ def _run_inflate(args: argparse.Namespace) -> int:
         "widths": args.widths,
         "shortcut_type": args.shortcut_type,
     }
+    if args.placement is not None:
+        config["placement"] = args.placement
     state, report = inflated_backbone(build_from_config(config, num_classes=1), args.source)
     atomic_save(
         {
@@ -400,6 +494,11 @@ def _add_inference_flags(p: argparse.ArgumentParser) -> None:
     )
     clip = p.add_argument_group("model and clips (default: the checkpoint's training config)")
     clip.add_argument("--model", help="model name, for weights that do not record it")
+    clip.add_argument(
+        "--placement",
+        choices=("block", "stage"),
+        help="STC placement of weights that do not record it (block)",
+    )
     clip.add_argument("--frames", type=int, help="frames per clip (must match the checkpoint)")
     clip.add_argument("--stride", type=int, help="temporal stride between sampled frames")
     clip.add_argument("--size", type=int, help="centre-crop side")
@@ -434,7 +533,8 @@ def _inference_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     names = (
-        "model frames stride size short_side drop_last_partial device batch_size clip_batch "
+        "model placement frames stride size short_side drop_last_partial device batch_size "
+        "clip_batch "
         "workers amp backend"
     ).split()
     return {name: getattr(args, name) for name in names} | {"progress": args.progress}
@@ -549,6 +649,11 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="the file to write (.pt2 or .onnx)")
     p.add_argument("--format", choices=("pt2", "onnx"), help="default: from --out's extension")
     p.add_argument("--model", help="model name, for weights that do not record it")
+    p.add_argument(
+        "--placement",
+        choices=("block", "stage"),
+        help="STC placement of weights that do not record it (block)",
+    )
     p.add_argument("--frames", type=int, help="frames per clip (must match the checkpoint)")
     p.add_argument("--size", type=int, help="clip side (default: the checkpoint's)")
     p.add_argument(
@@ -574,6 +679,7 @@ def _run_export(args: argparse.Namespace) -> int:
             args.out,
             args.format,
             model=args.model,
+            placement=args.placement,
             frames=args.frames,
             size=args.size,
             layer=args.layer,
@@ -672,6 +778,7 @@ def _run_info(args: argparse.Namespace) -> int:
 #: Functions that add one subcommand each to the ``stc`` parser.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_synth,
+    _add_prepare,
     _add_train,
     _add_evaluate,
     _add_teacher,

@@ -198,6 +198,7 @@ def export_checkpoint(
     format: str | None = None,
     *,
     model: str | None = None,
+    placement: str | None = None,
     frames: int | None = None,
     size: int | None = None,
     layer: str = "logits",
@@ -236,7 +237,7 @@ def export_checkpoint(
         raise ConfigError(f"must be one of {LAYERS}, got {layer!r}", field="layer")
     if format == "onnx":
         _onnx_modules()  # fail before the (slow) tracing
-    source = read_source(checkpoint, model, need_classifier=layer == "logits")
+    source = read_source(checkpoint, model, layer == "logits", placement)
     clip = clip_settings(source.config, frames, size=size)
     net = build_model(source, clip, backend=backend)
     generator = torch.Generator().manual_seed(0)

@@ -107,6 +107,7 @@ def extract(
     *,
     layer: str = "pool",
     model: str | None = None,
+    placement: str | None = None,
     frames: int | None = None,
     stride: int | None = None,
     size: int | None = None,
@@ -151,7 +152,7 @@ def extract(
             f"videos with the same output name (extract them in separate runs): {listed}",
             field="videos",
         )
-    source = read_source(checkpoint, model, need_classifier=layer == "logits")
+    source = read_source(checkpoint, model, layer == "logits", placement)
     clip = clip_settings(source.config, frames, stride, size, short_side)
     out = Path(out_dir)
     result = ExtractResult(str(out), layer, None)

@@ -170,6 +170,7 @@ def predict(
     labels: str | os.PathLike | None = None,
     topk: int = 5,
     model: str | None = None,
+    placement: str | None = None,
     frames: int | None = None,
     stride: int | None = None,
     size: int | None = None,
@@ -186,7 +187,8 @@ def predict(
     """Top-``topk`` classes of each video under ``videos`` (files and folders).
 
     The clip settings default to the checkpoint's training config (``frames`` must match
-    it); foreign weights need ``model`` (and frames/size/stride if not 16/112/2). Under
+    it); foreign weights need ``model`` (and frames/size/stride if not 16/112/2, and
+    ``placement`` for STC weights placed per stage). Under
     ``torchrun`` the videos are shared among the ranks; every rank gets the result.
 
     Raises:
@@ -205,7 +207,7 @@ def predict(
             + (f" (missing: {', '.join(inputs.missing)})" if inputs.missing else ""),
             field="videos",
         )
-    source = read_source(checkpoint, model)
+    source = read_source(checkpoint, model, placement=placement)
     clip = clip_settings(source.config, frames, stride, size, short_side)
     num_classes = source.num_classes
     assert num_classes is not None  # read_source insists on a classifier

@@ -83,6 +83,8 @@ def tiny_run() -> TinyRun:
                     str(run),
                     "--no-progress",
                     "--no-tensorboard",
+                    "--val-fraction",
+                    "0",  # too few videos to hold any out
                     "--threads",
                     "1",
                     "--seed",

@@ -2,7 +2,9 @@
 teacher, inflation, checkpoints.
 
 ``build(name, num_classes, frames=16, size=112, **kw)`` makes any registered model
-(``list_models()``), ``build_from_config`` the one a run config describes; ``resnet2d`` is
+(``list_models()``), ``build_from_config`` the one a run config describes; STC models take a
+``placement`` (:data:`PLACEMENTS`: an STC block in every residual block, or one per stage);
+``resnet2d`` is
 the 2D ImageNet teacher; ``inflate_from_2d`` builds a 3D net's weights from a 2D net's;
 ``load_3d_resnets_checkpoint`` reads kenshohara/3D-ResNets-PyTorch files and
 ``load_torchvision_video_weights`` torchvision's r3d_18/mc3_18/r2plus1d_18 files.
@@ -18,10 +20,13 @@ from .checkpoint import (
 from .inflate import InflationReport, inflate_from_2d, inflated_backbone
 from .registry import build, build_from_config, check_model_name, list_models
 from .resnet3d import (
+    PLACEMENTS,
     BasicBlock3D,
     Bottleneck3D,
     ResNet3D,
     STCConfig,
+    has_stc,
+    infer_placement,
     resnet3d,
     resnext3d,
     stage_frames,
@@ -37,6 +42,7 @@ from .video_resnet import (
 )
 
 __all__ = [
+    "PLACEMENTS",
     "BasicBlock3D",
     "Bottleneck3D",
     "CheckpointMismatchError",
@@ -48,8 +54,10 @@ __all__ = [
     "build",
     "build_from_config",
     "check_model_name",
+    "has_stc",
     "inflate_from_2d",
     "inflated_backbone",
+    "infer_placement",
     "list_models",
     "load_3d_resnets_checkpoint",
     "load_torchvision_video_weights",

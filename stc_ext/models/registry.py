@@ -33,7 +33,7 @@ _FAMILIES: tuple[tuple[str, Callable[..., ResNet3D], tuple[int, ...]], ...] = (
     ("stc_resnet3d", stc_resnet3d, tuple(RESNET_LAYERS)),
     ("stc_resnext3d", stc_resnext3d, tuple(RESNEXT_LAYERS)),
 )
-_STC_KWARGS = ("branches", "reduction", "backend")
+_STC_KWARGS = ("branches", "reduction", "backend", "placement")
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     f"{family}_{depth}": functools.partial(factory, depth)
@@ -72,9 +72,10 @@ def build(name: str, num_classes: int, frames: int = 16, size: int = 112, **kwar
         size: spatial side of the input (112 in the paper).
         **kwargs: ``shortcut_type`` ("A"/"B"), ``dropout``, ``widths``, ``in_channels``,
             ``temporal_padding`` (3D ResNets); for ``stc_*`` models also ``branches``
-            ("stc"/"tcb"/"scb"), ``reduction`` and ``backend``; for ResNeXt models
-            ``cardinality``. torchvision's video ResNets take ``widths``, ``dropout``,
-            ``in_channels`` and only shortcut "B".
+            ("stc"/"tcb"/"scb"), ``reduction``, ``backend`` and ``placement`` ("block": an
+            STC block in every residual block, the default; "stage": in the last one of each
+            stage); for ResNeXt models ``cardinality``. torchvision's video ResNets take
+            ``widths``, ``dropout``, ``in_channels`` and only shortcut "B".
 
     Raises:
         ValueError: unknown name, or STC options given to a model without STC blocks.
@@ -96,8 +97,9 @@ def build_from_config(
 
     ``config``: a run config as a dict (``stc_ext.train.config_to_dict``, a checkpoint's
     ``config``): ``model``, ``frames`` and ``size``, and optionally ``widths``,
-    ``shortcut_type``, ``dropout`` and, for ``stc_*`` models, ``branches``, ``reduction`` and
-    ``backend`` (``backend`` overrides the config's).
+    ``shortcut_type``, ``dropout`` and, for ``stc_*`` models, ``branches``, ``reduction``,
+    ``placement`` (absent: "block", what configs saved before it existed mean) and ``backend``
+    (the ``backend`` argument overrides the config's).
 
     Raises:
         ValueError: as ``build``.
@@ -108,10 +110,13 @@ def build_from_config(
         kwargs["widths"] = tuple(config["widths"])
     if config.get("shortcut_type"):
         kwargs["shortcut_type"] = config["shortcut_type"]
+    if config.get("placement") not in (None, "block"):
+        kwargs["placement"] = config["placement"]  # ``build`` refuses it for a plain model
     if name.startswith("stc_"):
         kwargs.update(
             branches=config.get("branches", "stc"),
             reduction=config.get("reduction", 4),
+            placement=config.get("placement") or "block",
             backend=backend or config.get("backend", "auto"),
         )
     return build(name, num_classes, frames=config["frames"], size=config["size"], **kwargs)

@@ -24,9 +24,11 @@ that a state_dict saved from torchvision (e.g. its Kinetics-400 weights) loads b
 * global average pool -> ``fc`` (512 -> num_classes).
 
 Every conv has no bias; BatchNorm uses PyTorch's defaults (eps 1e-5), as in torchvision.
-STC variants put an ``STCBlock`` (``layerN.M.stc``) on each block's residual branch before the
+STC variants put an ``STCBlock`` (``layerN.M.stc``) on a block's residual branch before the
 addition, in the fused form relu(stc(branch) + shortcut), exactly as the 3D ResNets of
-stc_ext.models.resnet3d do; torchvision files have no such keys, so they start fresh.
+stc_ext.models.resnet3d do, in the blocks their ``placement`` names ("block": every residual
+block; "stage": the last one of each stage); torchvision files have no such keys, so they
+start fresh.
 
 torchvision trained its Kinetics-400 weights on clips resized to 128x171, centre-cropped to
 112, normalised with mean (0.43216, 0.394666, 0.37645) and std (0.22803, 0.22145, 0.216989).
@@ -48,7 +50,14 @@ from .checkpoint import (
     match_state_dict,
     read_state_dict,
 )
-from .resnet3d import RESNET_WIDTHS, STAGE_STRIDES, STCConfig, _ResidualBlock, conv_output_size
+from .resnet3d import (
+    RESNET_WIDTHS,
+    STAGE_STRIDES,
+    STCConfig,
+    _ResidualBlock,
+    conv_output_size,
+    has_stc,
+)
 
 CONV_TYPES = ("3d", "2d", "2plus1d")
 STEMS = ("3d", "2plus1d")
@@ -171,7 +180,8 @@ class VideoResNet(nn.Module):
             it; plain models check it too, so both kinds accept the same inputs).
         size: nominal spatial side (for ``stage_shapes``; the head pools globally).
         widths: base width of each stage (64/128/256/512; smaller for tests).
-        stc: ``STCConfig`` to add an ``STCBlock`` to every residual block, or None.
+        stc: ``STCConfig`` to add ``STCBlock``s (to the residual blocks its ``placement``
+            names), or None.
         dropout: dropout before ``fc`` (torchvision has none; 0 adds no parameters).
         in_channels: input channels (3 for RGB).
     """
@@ -221,6 +231,7 @@ class VideoResNet(nn.Module):
         self.frames, self.size, self.num_classes = frames, size, num_classes
         self.conv_types = tuple(conv_types)
         self.stc_config = stc
+        self.stc_placement = stc.placement if stc is not None else None
         self.stage_frames = video_stage_frames(frames, conv_types)
         self.stage_channels = tuple(widths)
         self.feature_dim = widths[-1]
@@ -234,7 +245,7 @@ class VideoResNet(nn.Module):
             blocks = []
             for i in range(count):
                 stc_block = None
-                if stc is not None:
+                if stc is not None and has_stc(stc.placement, i, count):
                     stc_block = STCBlock(
                         width,
                         t,
@@ -329,12 +340,13 @@ def stc_video_resnet(
     branches: str = "stc",
     reduction: int = 4,
     backend: str = "auto",
+    placement: str = "block",
     **kwargs,
 ) -> VideoResNet:
-    """``video_resnet(arch)`` with an ``STCBlock`` in every residual block."""
-    return video_resnet(
-        arch, num_classes, frames, size, stc=STCConfig(branches, reduction, backend), **kwargs
-    )
+    """``video_resnet(arch)`` with an ``STCBlock`` in every residual block
+    (``placement="block"``) or in the last one of each stage (``"stage"``)."""
+    stc = STCConfig(branches, reduction, backend, placement)
+    return video_resnet(arch, num_classes, frames, size, stc=stc, **kwargs)
 
 
 def load_torchvision_video_weights(

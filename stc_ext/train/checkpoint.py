@@ -151,6 +151,7 @@ def load_init_weights(
             records a different one.
     """
     from ..models.checkpoint import match_state_dict, read_state_dict
+    from ..models.resnet3d import infer_placement
 
     path = Path(path)
     if not path.is_file():
@@ -196,6 +197,12 @@ def load_init_weights(
             hint = (
                 f"\nthe checkpoint was trained with frames={source_frames} but this run uses "
                 f"frames={frames}; STC blocks are sized for the clip length"
+            )
+        theirs, ours = infer_placement(state), infer_placement(own)
+        if theirs is not None and ours is not None and theirs != ours:
+            hint += (
+                f"\nthe checkpoint's STC blocks are placed per {theirs!r}, this model's per "
+                f"{ours!r}: set placement to {theirs}"
             )
         raise ConfigError(
             f"{path}: the weights do not match the model:\n{report.problems()}{hint}",

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import torch
 
 from ..models.registry import check_model_name
+from ..models.resnet3d import PLACEMENTS
 from ..nn import BRANCHES
 from .atomic import atomic_write_text
 
@@ -75,6 +76,7 @@ MODEL_FIELDS = (
     "size",
     "branches",
     "reduction",
+    "placement",
     "widths",
     "shortcut_type",
     "dropout",
@@ -148,6 +150,13 @@ class RunConfig:
         "stc", "STC branches (Table 5): both, TCB only or SCB only", BRANCHES, group="model"
     )
     reduction: int = _f(4, "STC bottleneck reduction r", group="model")
+    placement: str = _f(
+        "block",
+        "where STC blocks go: in every residual block (paper §1) or in the last residual "
+        "block of each of the four stages (§3.2)",
+        PLACEMENTS,
+        group="model",
+    )
     backend: str = _f(
         "auto", "STC kernel backend (auto, reference, cpu, cuda, triton)", group="model"
     )
@@ -228,7 +237,8 @@ class RunConfig:
     overwrite: bool = _f(False, "start afresh in an OUT_DIR that already holds a run", group="run")
     val_every: int = _f(
         1,
-        "validate every N epochs (0: never; the plateau schedule then watches the training loss)",
+        "validate every N epochs (0: never; the plateau schedule then watches the training "
+        "loss, best.pt is the last epoch, and nothing is held out of the training list)",
         group="run",
     )
     progress: bool = _f(True, "progress bars (rank 0)", group="run")
@@ -273,11 +283,13 @@ class RunConfig:
             raise ConfigError(
                 f"must be in [0, 1), got {self.label_smoothing}", field="label_smoothing"
             )
-        if not self.model.startswith("stc_") and (self.branches != "stc" or self.reduction != 4):
+        stc_options = {"branches": "stc", "reduction": 4, "placement": "block"}
+        changed = [name for name, default in stc_options.items() if getattr(self, name) != default]
+        if not self.model.startswith("stc_") and changed:
             raise ConfigError(
-                f"{self.model} has no STC blocks: branches and reduction need an stc_ model "
-                f"(e.g. stc_{self.model})",
-                field="branches" if self.branches != "stc" else "reduction",
+                f"{self.model} has no STC blocks: branches, reduction and placement need an "
+                f"stc_ model (e.g. stc_{self.model})",
+                field=changed[0],
             )
         if self.widths is not None and (len(self.widths) != 4 or min(self.widths) < 1):
             raise ConfigError(f"needs 4 positive integers, got {self.widths}", field="widths")
@@ -303,8 +315,17 @@ class TrainConfig(RunConfig):
     )
     val_annotations: str | None = _f(
         None,
-        "Kinetics: the validation CSV; list: the validation list (UCF101/HMDB51 validate "
-        "on the split's test list)",
+        "Kinetics: the official validation CSV; list: the validation list (UCF101/HMDB51/"
+        "synthetic hold val_fraction of the training list out instead: the test list never "
+        "selects a model)",
+        group="data",
+    )
+    val_fraction: float = _f(
+        0.1,
+        "UCF101/HMDB51/synthetic: share of each class's training videos held out for "
+        "validation (best.pt and the plateau schedule), whole groups of clips chosen by a "
+        "hash of the group's name, not the seed (stc_ext.data.holdout); 0: no validation "
+        "(the schedule watches the training loss, best.pt is the last epoch)",
         group="data",
     )
     val_root: str | None = _f(
@@ -323,6 +344,8 @@ class TrainConfig(RunConfig):
     def validate(self) -> None:
         """``RunConfig.validate`` plus the dataset's fields (no files are looked at)."""
         super().validate()
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"must be in [0, 1), got {self.val_fraction}", field="val_fraction")
         if self.dataset in ("kinetics", "list") and self.val_every and not self.val_annotations:
             raise ConfigError(
                 f"dataset {self.dataset} validates on val_annotations: give them or set "
@@ -370,6 +393,13 @@ class EvalConfig:
         False, "fail on an undecodable video instead of skipping it", group="data"
     )
     model: str | None = _f(None, "model name, for checkpoints that do not record it", group="model")
+    placement: str | None = _f(
+        None,
+        "STC placement, for checkpoints that do not record it (default: the checkpoint's, "
+        "else block); a value other than the checkpoint's is refused",
+        PLACEMENTS,
+        group="model",
+    )
     backend: str | None = _f(None, "STC kernel backend (default: the checkpoint's)", group="model")
     batch_size: int = _f(4, "videos decoded per batch", group="speed")
     clip_batch: int = _f(32, "at most this many clips per forward pass", group="speed")

@@ -7,6 +7,12 @@ split and averaged over splits (the paper averages UCF101/HMDB51 over their thre
 model per split: put ``{split}`` in the checkpoint path). A JSON report and one
 confusion-matrix PNG per split are written. Loading the checkpoint and scoring the videos go
 through :mod:`.inference`, the path ``stc predict`` and ``stc extract`` share.
+
+The report lists on the test list by default (Kinetics and list files: the validation list);
+each split's entry says what selected its checkpoint (``selection``: videos held out of the
+training list, with the rule and fraction, or a validation list, or nothing) and how many of
+the reported videos were among those (``selection.reported_videos_that_selected``; a warning
+is logged when any were, e.g. Kinetics, whose test labels are not public).
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ from typing import Any
 
 import torch
 
+from ..data.holdout import video_id
 from . import distributed as tdist
 from .atomic import atomic_write_text
+from .classify import describe_selection
 from .config import ConfigError, EvalConfig, config_from_dict, config_to_dict
 from .data import read_annotation
 from .inference import (
@@ -57,6 +65,7 @@ class SplitResult:
     skipped: list[str]
     seconds: float
     confusion_png: str | None = None
+    selection: dict[str, Any] | None = None  # what chose the checkpoint (None: not recorded)
     predictions: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
@@ -98,7 +107,7 @@ def _evaluate_split(
     cfg: EvalConfig, split: int, info: tdist.DistInfo, report_path: Path
 ) -> tuple[SplitResult, dict[str, Any], list[str]]:
     checkpoint = cfg.checkpoint.replace("{split}", str(split))  # type: ignore[union-attr]
-    source = read_source(checkpoint, cfg.model)
+    source = read_source(checkpoint, cfg.model, placement=cfg.placement)
     data, clip = _resolve(cfg, source)
     annotation = read_annotation(
         data["dataset"],
@@ -134,6 +143,7 @@ def _evaluate_split(
     )
     if len(indices) == 0:
         raise ConfigError(f"{annotation.name}: no video could be decoded")
+    selection = _selection_report(source.selection, annotation, data["root"], checkpoint)
     labels = torch.tensor([dataset.records[i].label for i in indices.tolist()])
     metrics = video_metrics(scores, labels)
     top = scores.argmax(dim=1)
@@ -159,6 +169,7 @@ def _evaluate_split(
         confusion=metrics.confusion,
         skipped=[s.path for s in skipped],
         seconds=round(time.perf_counter() - start, 3),
+        selection=selection,
         predictions=predictions,
     )
     if info.is_main:
@@ -185,6 +196,31 @@ def _evaluate_split(
             result.num_clips,
         )
     return result, {**data, **clip._asdict()}, classes
+
+
+def _selection_report(
+    selection: Mapping[str, Any] | None, annotation: Any, root: str | None, checkpoint: str
+) -> dict[str, Any] | None:
+    """What selected the checkpoint, without its video list, plus how many of the videos
+    reported on were among those that selected it."""
+    if selection is None:
+        return None
+    report = {k: v for k, v in selection.items() if k != "videos"}
+    report["summary"] = describe_selection(selection)
+    chose = set(selection.get("videos") or ())
+    reported = {video_id(r.path, root) for r in annotation.records}
+    overlap = len(chose & reported)
+    report["reported_videos_that_selected"] = overlap
+    if overlap:
+        logger.warning(
+            "%s: %d of the %d videos reported on also selected this checkpoint (%s); the "
+            "figures are optimistic",
+            checkpoint,
+            overlap,
+            len(reported),
+            report["summary"],
+        )
+    return report
 
 
 def _default_report_path(cfg: EvalConfig) -> Path:

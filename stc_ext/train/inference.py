@@ -41,7 +41,7 @@ from ..data import (
     average_clip_scores,
     collate_clips,
 )
-from ..models import build_from_config
+from ..models import build_from_config, infer_placement
 from . import distributed as tdist
 from .checkpoint import CHECKPOINT_FORMAT
 from .config import AMP_DTYPES, ConfigError, upgrade_saved_config
@@ -85,6 +85,7 @@ class Source:
     state: dict[str, torch.Tensor]
     config: dict[str, Any]  # the run config (model, frames, size, ...) as far as known
     classes: list[str] | None  # class names, when the file records them
+    selection: dict[str, Any] | None = None  # what selected an `stc train` checkpoint
 
     @property
     def has_classifier(self) -> bool:
@@ -96,19 +97,27 @@ class Source:
         return int(self.state["fc.weight"].shape[0]) if self.has_classifier else None
 
 
-def read_source(path: str | Path, model: str | None = None, need_classifier: bool = True) -> Source:
+def read_source(
+    path: str | Path,
+    model: str | None = None,
+    need_classifier: bool = True,
+    placement: str | None = None,
+) -> Source:
     """Read the weights in ``path`` on the CPU (``weights_only=True``).
 
     Accepted: ``stc train`` checkpoints (their config and class names come along), files
     that carry a config (``stc transfer``'s ``student.pt``, ``stc inflate`` outputs) and
     foreign weights (a bare or wrapped state_dict: torchvision, kenshohara/3D-ResNets, ...),
     for which ``model`` names the architecture. ``stc transfer`` checkpoints give their
-    student, a backbone without classifier. ``model`` overrides a recorded model name.
+    student, a backbone without classifier. ``model`` overrides a recorded model name;
+    ``placement`` ("block"/"stage") is the STC placement of foreign weights, and must match
+    a recorded one (configs that predate the option mean "block").
 
     Raises:
         ConfigError: (field ``checkpoint``) a missing or unreadable file, a file without
             tensors, or (``need_classifier``) weights without a classifier; (field
-            ``model``) foreign weights without ``model``.
+            ``model``) foreign weights without ``model``; (field ``placement``) a placement
+            other than the recorded one.
     """
     from ..models.checkpoint import read_state_dict
 
@@ -119,12 +128,14 @@ def read_source(path: str | Path, model: str | None = None, need_classifier: boo
         raw = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or foreign files
         raise ConfigError(f"{p}: cannot be read: {exc}", field="checkpoint") from exc
-    classes = None
+    classes, selection = None, None
     config: dict[str, Any] = {}
+    recorded = False  # does the file record the config it was made with?
     if isinstance(raw, dict) and raw.get("format") == CHECKPOINT_FORMAT:
-        config = upgrade_saved_config(raw["config"])
+        config, recorded = upgrade_saved_config(raw["config"]), True
         if raw.get("task", "classify") == "classify":
             classes = [str(c) for c in raw["classes"]]
+            selection = raw.get("selection")
         elif "init_model" in raw and not need_classifier:
             raw = {"model": raw["init_model"]}  # a transfer run: its student backbone
         else:
@@ -134,11 +145,19 @@ def read_source(path: str | Path, model: str | None = None, need_classifier: boo
                 field="checkpoint",
             )
     elif isinstance(raw, dict) and isinstance(raw.get("config"), dict):
-        config = upgrade_saved_config(raw["config"])  # student.pt, stc inflate files
+        config, recorded = upgrade_saved_config(raw["config"]), True  # student.pt, stc inflate
     try:
         state, _ = read_state_dict(raw)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{p}: {exc}", field="checkpoint") from None
+    saved_placement = config.get("placement") or "block"  # configs before the option: block
+    if recorded and placement is not None and placement != saved_placement:
+        raise ConfigError(
+            f"{placement} does not match {p}, which was trained with placement="
+            f"{saved_placement} (its STC blocks are where that placement puts them)",
+            field="placement",
+        )
+    config["placement"] = placement or saved_placement
     if model is not None:
         config["model"] = model
     if "model" not in config:
@@ -147,7 +166,7 @@ def read_source(path: str | Path, model: str | None = None, need_classifier: boo
             "size and stride if not 16, 112 and 2)",
             field="model",
         )
-    source = Source(str(p), state, config, classes)
+    source = Source(str(p), state, config, classes, selection)
     if need_classifier and not source.has_classifier:
         raise ConfigError(
             f"{p} holds a backbone without classifier (no fc): fine-tune it first, or "
@@ -219,17 +238,22 @@ def build_model(
         model = build_from_config(config, num_classes, backend=backend)
     except ValueError as exc:
         raise ConfigError(str(exc), field="model") from None
+    theirs, ours = infer_placement(source.state), infer_placement(model.state_dict())
+    hint = ""
+    if theirs is not None and ours is not None and theirs != ours:
+        hint = f"\nthe weights' STC blocks are placed per {theirs!r}: give placement {theirs}"
     try:
         missing, unexpected = model.load_state_dict(source.state, strict=source.has_classifier)
     except RuntimeError as exc:
         raise ConfigError(
-            f"{source.path}: weights do not fit {config['model']}: {exc}", field="checkpoint"
+            f"{source.path}: weights do not fit {config['model']}: {exc}{hint}",
+            field="checkpoint",
         ) from None
     absent = [k for k in missing if not k.startswith("fc.")]
     if absent or unexpected:
         raise ConfigError(
             f"{source.path}: weights do not fit {config['model']}: missing {absent}, "
-            f"unexpected {unexpected}",
+            f"unexpected {unexpected}{hint}",
             field="checkpoint",
         )
     return model.eval()

@@ -60,6 +60,12 @@ __all__ = ["TrainResult", "Trainer"]
 
 logger = logging.getLogger("stc_ext.train")
 
+#: Above this share of an epoch's training time spent waiting for the loader, the epoch's log
+#: line is followed by a warning that decoding, not the network, sets the speed.
+DATA_BOUND_SHARE = 0.5
+#: The per-epoch log fields that measure time (they differ between otherwise identical runs).
+TIMING_FIELDS = ("seconds", "clips_per_s", "data_wait_s", "compute_s")
+
 
 @dataclass
 class TrainResult:
@@ -132,6 +138,7 @@ class Trainer:
         self.step = 0
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
+        self._data_wait = 0.0
         self._progress: list[float] | None = None
         self._rng: Any = None
 
@@ -527,7 +534,10 @@ class Trainer:
             batches = self._batches()
             for step_in_epoch in range(first, sampler.steps_per_epoch):
                 for k in range(self.accum):
-                    self._micro_step(next(batches), k == self.accum - 1, meter)
+                    waited = time.perf_counter()
+                    batch = next(batches)
+                    self._data_wait += time.perf_counter() - waited
+                    self._micro_step(batch, k == self.accum - 1, meter)
                 self._optimizer_step()
                 self.step += 1
                 self.batches_done += self.accum
@@ -646,6 +656,7 @@ class Trainer:
             meter.load_state(self._progress)
             self._progress = None
         started = time.perf_counter()
+        self._data_wait = 0.0  # seconds this rank spent waiting for the loader this epoch
         if self._train_epoch(epoch, meter):
             self._save(self._checkpoint(meter), best=False)
             if self.dist.is_main:
@@ -675,6 +686,10 @@ class Trainer:
             "val_top5": val["top5"] if val else math.nan,
             "seconds": round(time.perf_counter() - started, 3),
             "clips_per_s": round(train["clips"] / max(train_seconds, 1e-9), 3),
+            # Rank 0's time blocked on the data loader vs the rest of the training steps
+            # (forward, backward, optimiser): a large share means decoding is the bottleneck.
+            "data_wait_s": round(self._data_wait, 3),
+            "compute_s": round(max(train_seconds - self._data_wait, 0.0), 3),
         }
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step(val["loss"] if val else train["loss"])
@@ -693,8 +708,10 @@ class Trainer:
             val_text = (
                 f", val loss {row['val_loss']:.4f} {acc} {row['val_top1']:.3f}" if val else ""
             )
+            wait_share = row["data_wait_s"] / max(train_seconds, 1e-9)
             logger.info(
-                "epoch %d/%d: train loss %.4f %s %.3f%s, lr %.3g, %.0f s (%.1f clips/s)%s",
+                "epoch %d/%d: train loss %.4f %s %.3f%s, lr %.3g, %.0f s (%.1f clips/s; "
+                "waiting for data %.0f%%)%s",
                 epoch + 1,
                 cfg.epochs,
                 row["train_loss"],
@@ -704,11 +721,22 @@ class Trainer:
                 lr,
                 row["seconds"],
                 row["clips_per_s"],
+                100 * wait_share,
                 " *best*" if is_best else "",
             )
+            if wait_share > DATA_BOUND_SHARE:
+                logger.warning(
+                    "epoch %d spent %.0f%% of its training time waiting for the data loader: "
+                    "decoding is the bottleneck (more --workers, or `stc prepare` the dataset: "
+                    "see the README's data section)",
+                    epoch + 1,
+                    100 * wait_share,
+                )
         return self._stop_agreed()
 
     def _is_best(self, row: Mapping[str, Any]) -> bool:
+        if self.val_loader is None:
+            return True  # nothing selects: best.pt is the last epoch
         has_val = not math.isnan(row["val_top1"])
         if self.best is None:
             return True

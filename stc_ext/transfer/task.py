@@ -37,7 +37,16 @@ from .teacher import read_teacher_arch
 __all__ = ["TransferTask", "held_out_split", "resolve_transfer_config", "transfer"]
 
 #: What ``student.pt`` records of the config: enough to build the student again.
-_STUDENT_CONFIG = ("model", "frames", "size", "widths", "shortcut_type", "branches", "reduction")
+_STUDENT_CONFIG = (
+    "model",
+    "frames",
+    "size",
+    "widths",
+    "shortcut_type",
+    "branches",
+    "reduction",
+    "placement",
+)
 
 
 def held_out_split(

@@ -11,7 +11,14 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 import stc_ext
 from stc_ext import STCBlock
-from stc_ext.models import build, list_models, stage_frames, stage_spatial_sizes
+from stc_ext.models import (
+    build,
+    build_from_config,
+    infer_placement,
+    list_models,
+    stage_frames,
+    stage_spatial_sizes,
+)
 from stc_ext.models.resnet3d import ShortcutA, conv_output_size
 
 BACKENDS = stc_ext.available_backends("cpu")
@@ -172,21 +179,25 @@ def test_parameter_counts_known_values():
     assert millions(resnet_spec("resnext", 101, 400)) == 48.3
 
 
+@pytest.mark.parametrize("placement", ["block", "stage"])
 @pytest.mark.parametrize(
     ("name", "family", "depth", "frames", "reduction", "branches"),
     [
         ("stc_resnet3d_18", "resnet", 18, 16, 4, "stc"),
         ("stc_resnet3d_50", "resnet", 50, 32, 4, "stc"),
         ("stc_resnext3d_101", "resnext", 101, 16, 8, "tcb"),
+        ("stc_resnext3d_101", "resnext", 101, 64, 4, "stc"),
+        ("stc_resnet3d_101", "resnet", 101, 32, 4, "stc"),
         ("stc_resnet3d_34", "resnet", 34, 64, 4, "scb"),
     ],
 )
-def test_stc_parameter_counts(name, family, depth, frames, reduction, branches):
-    # Per block (paper §3.1): TCB FC C -> C/r -> C, SCB FC T*C -> T*C/r -> C, with biases.
+def test_stc_parameter_counts(name, family, depth, frames, reduction, branches, placement):
+    # Per STC block (paper §3.1): TCB FC C -> C/r -> C, SCB FC T*C -> T*C/r -> C, with
+    # biases; "block" has one in every residual block, "stage" one per stage.
     plain = resnet_spec(family, depth, 400, shortcut_type="A" if depth < 50 else "B")
     expected = parameter_count(plain)
     layers = (
-        {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}[depth]
+        {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}[depth]
         if family == "resnet"
         else (3, 4, 23, 3)
     )
@@ -200,10 +211,31 @@ def test_stc_parameter_counts(name, family, depth, frames, reduction, branches):
         tc = t * c
         scb = tc * (tc // reduction) + tc // reduction + (tc // reduction) * c + c
         per_block = {"stc": tcb + scb, "tcb": tcb, "scb": scb}[branches]
-        expected += count * per_block
+        expected += (count if placement == "block" else 1) * per_block
     with torch.device("meta"):
-        model = build(name, 400, frames=frames, reduction=reduction, branches=branches)
+        model = build(
+            name, 400, frames=frames, reduction=reduction, branches=branches, placement=placement
+        )
     assert sum(p.numel() for p in model.parameters()) == expected
+    with_stc = sorted({k.split(".stc.")[0] for k in model.state_dict() if ".stc." in k})
+    if placement == "block":
+        assert len(with_stc) == sum(layers)
+    else:  # the last residual block of each stage
+        assert with_stc == [f"layer{s + 1}.{n - 1}" for s, n in enumerate(layers)]
+
+
+def test_stage_placement_paper_scale_counts():
+    # The figures the README's table and the issue quote: STC-ResNeXt-101 (plain 48.3M) gains
+    # ~70M with an STC block in every residual block at 16 frames, 639M at 64.
+    def millions(**kwargs):
+        with torch.device("meta"):
+            model = build("stc_resnext3d_101", 400, **kwargs)
+        return sum(p.numel() for p in model.parameters()) / 1e6
+
+    plain = parameter_count(resnet_spec("resnext", 101, 400)) / 1e6
+    assert round(millions(frames=16) - plain) == 70
+    assert round(millions(frames=64) - plain) == 639
+    assert millions(frames=16, placement="stage") - plain < 20
 
 
 def test_defaults_and_options_pass_through():
@@ -226,6 +258,29 @@ def test_defaults_and_options_pass_through():
     assert [b.frames for b in blocks] == [16, 16, 8, 8, 4, 4, 2, 2]
 
 
+def test_placement_option_passes_through_and_is_inferred_from_keys():
+    with torch.device("meta"):
+        block = build("stc_resnet3d_18", 3)
+        stage = build("stc_resnet3d_18", 3, placement="stage", backend="reference")
+        one_per_stage = build("stc_resnet3d_10", 3, placement="stage")
+        plain = build("resnet3d_18", 3)
+    assert block.stc_placement == "block" and stage.stc_placement == "stage"
+    assert plain.stc_placement is None
+    assert [n for n, _ in _stc_blocks(stage)] == [f"layer{s}.1.stc" for s in range(1, 5)]
+    assert all(b.backend == "reference" for _, b in _stc_blocks(stage))
+    assert infer_placement(block.state_dict()) == "block"
+    assert infer_placement(stage.state_dict()) == "stage"
+    assert infer_placement(plain.state_dict()) is None
+    # One residual block per stage: the two placements build the same network.
+    assert infer_placement(one_per_stage.state_dict()) == "block"
+    odd = {k: v for k, v in block.state_dict().items() if not k.startswith("layer2.1.stc.")}
+    assert infer_placement(odd) is None
+    config = {"model": "stc_resnet3d_18", "frames": 16, "size": 112}
+    with torch.device("meta"):
+        assert build_from_config(config, 3).stc_placement == "block"  # saved before the option
+        assert build_from_config({**config, "placement": "stage"}, 3).stc_placement == "stage"
+
+
 def test_build_errors():
     with pytest.raises(ValueError, match="unknown model 'stc_resnet3d_17'.*did you mean"):
         build("stc_resnet3d_17", 10)
@@ -237,6 +292,13 @@ def test_build_errors():
         build("resnet3d_18", 10, frames=0)
     with pytest.raises(ValueError, match="branches"):
         build("stc_resnet3d_18", 10, branches="both")
+    with pytest.raises(ValueError, match=r"placement must be one of \('block', 'stage'\)"):
+        build("stc_resnet3d_18", 10, placement="layer")
+    with pytest.raises(ValueError, match="resnet3d_18 has no STC blocks.*placement"):
+        build("resnet3d_18", 10, placement="stage")
+    config = {"model": "resnet3d_18", "frames": 16, "size": 112, "placement": "stage"}
+    with pytest.raises(ValueError, match="has no STC blocks"):
+        build_from_config(config, 10)
 
 
 def test_shortcut_a_pads_channels_and_passes_gradients():

@@ -151,3 +151,24 @@ def test_build_options():
 def test_narrow_r2plus1d_stem_scales_with_the_width():
     model = build("r2plus1d_18", 3, widths=(16, 16, 32, 32))
     assert model.stem[0].out_channels == 45 * 16 // 64
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_both_stc_placements(arch):
+    from stc_ext.models import infer_placement
+
+    kwargs = {"frames": 4, "size": 32, "widths": (8, 8, 8, 8), "backend": "reference"}
+    for placement, where in (("block", ["0", "1"]), ("stage", ["1"])):
+        model = build(f"stc_{arch}", 3, placement=placement, **kwargs)
+        blocks = sorted(n for n, m in model.named_modules() if isinstance(m, STCBlock))
+        assert blocks == [f"layer{s}.{b}.stc" for s in range(1, 5) for b in where]
+        assert model.stc_placement == placement
+        assert infer_placement(model.state_dict()) == placement
+        config = {"model": f"stc_{arch}", "placement": placement, **kwargs}
+        config.pop("backend")
+        rebuilt = build_from_config(config, 3)
+        assert rebuilt.state_dict().keys() == model.state_dict().keys()
+    with pytest.raises(ValueError, match="placement must be one of"):
+        build(f"stc_{arch}", 3, placement="everywhere", **kwargs)
+    with pytest.raises(ValueError, match="no STC blocks"):
+        build(arch, 3, placement="stage")

@@ -34,6 +34,7 @@ def _non_default_config() -> TrainConfig:
         stride=4,
         model="stc_resnext3d_101",
         branches="tcb",
+        placement="stage",
         widths=[8, 16, 32, 64],
         shortcut_type="A",
         epochs=7,
@@ -88,6 +89,7 @@ def test_yaml_file_with_dashes_and_strings(tmp_path):
         ({"widths": "8,x"}, "widths: must be a list of integers"),
         ({"model": None}, "model: must not be empty"),
         ({"compile": "maybe"}, "compile: must be true or false"),
+        ({"placement": "layer"}, "placement: must be one of block, stage"),
     ],
 )
 def test_bad_values_are_named(values, message):
@@ -166,4 +168,7 @@ def test_library_errors_name_the_config_field():
         TrainConfig(label_smoothing=1.0).validate()
     with pytest.raises(ConfigError, match="^val_annotations: dataset kinetics validates on"):
         TrainConfig(dataset="kinetics").validate()
+    with pytest.raises(ConfigError, match="^placement: resnet3d_18 has no STC blocks"):
+        TrainConfig(model="resnet3d_18", placement="stage").validate()
     TrainConfig().validate()  # the defaults are valid
+    assert TrainConfig().placement == "block"  # what checkpoints before the option hold

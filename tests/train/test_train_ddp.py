@@ -16,6 +16,7 @@ from train_helpers import tiny_config
 
 from stc_ext.train import EvalConfig, evaluate, train
 from stc_ext.train.distributed import all_gather_objects
+from stc_ext.train.trainer import TIMING_FIELDS
 
 pytestmark = [
     pytest.mark.slow,  # two spawned processes, each importing torch
@@ -86,10 +87,7 @@ def test_two_gloo_ranks_stay_in_sync(tiny_data, tmp_path):
 
     # Epoch metrics are reduced over ranks: both report the same numbers (timings aside).
     def metrics(rank):
-        return [
-            {k: v for k, v in row.items() if k not in ("seconds", "clips_per_s")}
-            for row in rank["history"]
-        ]
+        return [{k: v for k, v in row.items() if k not in TIMING_FIELDS} for row in rank["history"]]
 
     assert metrics(ranks[0]) == metrics(ranks[1]) and len(metrics(ranks[0])) == 2
     # Evaluation shares the 3 test videos between the ranks and counts each once.

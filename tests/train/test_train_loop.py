@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
+import time
 
 import pytest
 import torch
@@ -208,3 +210,25 @@ def test_list_files_with_class_names(tiny_data, tmp_path):
     )
     assert result.classes == sorted(result.classes) and len(result.classes) == 3
     assert result.history[0]["val_top1"] >= 0
+
+
+def test_data_wait_is_measured_and_a_slow_loader_is_named(tiny_data, tmp_path, monkeypatch, caplog):
+    from stc_ext.data import VideoClipDataset
+
+    read = VideoClipDataset.__getitem__
+
+    def slow_read(self, index):
+        time.sleep(0.15)  # a decoder far slower than this tiny network
+        return read(self, index)
+
+    monkeypatch.setattr(VideoClipDataset, "__getitem__", slow_read)
+    with caplog.at_level(logging.INFO, logger="stc_ext.train"):
+        result = train(tiny_config(tiny_data, tmp_path / "run", epochs=1, val_every=0))
+    row = result.history[0]
+    # 3 steps x 4 clips, each read sleeping 0.15 s: at least 1.8 s of the epoch is data wait.
+    assert row["data_wait_s"] >= 1.8 and row["compute_s"] >= 0
+    assert row["data_wait_s"] / (row["data_wait_s"] + row["compute_s"]) > 0.5
+    assert "waiting for the data loader" in caplog.text and "stc prepare" in caplog.text
+    assert "data wait" in format_train_summary(result)
+    logged = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert logged["data_wait_s"] == row["data_wait_s"]

@@ -13,9 +13,13 @@ from stc_ext.train import TrainConfig
 
 
 def make_tiny_dataset(root: Path, classes: int) -> Path:
-    """A tiny synthetic dataset under ``root`` with UCF101-style splits 1 and 2 (2 = 1)."""
+    """A tiny synthetic dataset under ``root`` with UCF101-style splits 1 and 2 (2 = 1).
+
+    Per class: 8 training videos in two groups of 4 (``_g01``, ``_g02``), one of which the
+    default 10% hold-out keeps for validation, and 1 test video (``_g03``).
+    """
     synthetic.generate(
-        root, classes=classes, videos_per_class=5, seed=3, frames=12, size=32, test_fraction=0.2
+        root, classes=classes, videos_per_class=9, seed=3, frames=12, size=32, test_fraction=0.1
     )
     splits = root / "splits"
     shutil.copy(splits / "trainlist01.txt", splits / "trainlist02.txt")
