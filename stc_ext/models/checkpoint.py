@@ -293,7 +293,8 @@ def load_matched(
     return report
 
 
-def _is_stc_key(key: str) -> bool:
+def is_stc_key(key: str) -> bool:
+    """Is ``key`` a parameter of an STC block (``...stc.tcb.fc1.weight``, ...)?"""
     return ".stc." in key
 
 
@@ -319,7 +320,7 @@ def load_3d_resnets_checkpoint(
         A ``LoadReport``; the STC blocks' keys are in ``kept_fresh``.
     """
     state, metadata = read_state_dict(checkpoint)
-    loadable, report = match_state_dict(model, state, fresh=_is_stc_key, ignore=ignore)
+    loadable, report = match_state_dict(model, state, fresh=is_stc_key, ignore=ignore)
     what = "load_3d_resnets_checkpoint"
     if "arch" in metadata:
         what += f" (checkpoint arch {metadata['arch']!r})"

@@ -21,7 +21,9 @@ Modules, one job each:
   :mod:`.atomic` -- atomic file writes;
 * :mod:`.data` -- resumable samplers, seeded datasets, loaders, annotations;
 * :mod:`.distributed` -- ``torchrun`` process groups, collectives, Ctrl-C (``StopSignals``);
-* :mod:`.evaluate` -- the test protocol; :mod:`.metrics`, :mod:`.records` (metric logs,
+* :mod:`.evaluate` -- the test protocol, scored through :mod:`.inference` (checkpoint to
+  model, videos to clip outputs and per-video scores; shared with ``stc predict`` and
+  ``stc extract``); :mod:`.metrics`, :mod:`.records` (metric logs,
   progress bars), :mod:`.plots`, :mod:`.summary` (console tables).
 """
 
@@ -47,7 +49,8 @@ from .config import (
     save_config,
 )
 from .errors import TrainingError
-from .evaluate import EvalResult, SplitResult, evaluate, predict_videos
+from .evaluate import EvalResult, SplitResult, evaluate
+from .inference import predict_videos
 from .metrics import ClipMeter, VideoMetrics, confusion_matrix, topk_correct, video_metrics
 from .resolve import resolve_config, resolve_eval_config, resolve_train_config
 from .summary import format_eval_table, format_table, format_train_summary

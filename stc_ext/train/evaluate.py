@@ -5,7 +5,8 @@ each clip is centre-cropped, the network's softmax outputs are averaged over the
 the average is the video's prediction. Reported: top-1, top-5 and mean class accuracy, per
 split and averaged over splits (the paper averages UCF101/HMDB51 over their three splits, one
 model per split: put ``{split}`` in the checkpoint path). A JSON report and one
-confusion-matrix PNG per split are written.
+confusion-matrix PNG per split are written. Loading the checkpoint and scoring the videos go
+through :mod:`.inference`, the path ``stc predict`` and ``stc extract`` share.
 
 The report lists on the test list by default (Kinetics and list files: the validation list);
 each split's entry says what selected its checkpoint (``selection``: videos held out of the
@@ -27,26 +28,24 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data import VideoBatch, average_clip_scores
 from ..data.holdout import video_id
-from ..models import build_from_config, infer_placement
 from . import distributed as tdist
 from .atomic import atomic_write_text
-from .checkpoint import CHECKPOINT_FORMAT, describe_contents, read_weights_file
 from .classify import describe_selection
-from .config import (
-    AMP_DTYPES,
-    ConfigError,
-    EvalConfig,
-    config_from_dict,
-    config_to_dict,
-    upgrade_saved_config,
+from .config import ConfigError, EvalConfig, config_from_dict, config_to_dict
+from .data import read_annotation
+from .inference import (
+    ClipSettings,
+    Source,
+    build_model,
+    clip_settings,
+    predict_videos,
+    protocol_dataset,
+    read_source,
 )
-from .data import ShardSampler, clip_dataset, make_loader, read_annotation
 from .metrics import video_metrics
-from .records import progress_bar
 
-__all__ = ["EvalResult", "SplitResult", "evaluate", "predict_videos"]
+__all__ = ["EvalResult", "SplitResult", "evaluate"]
 
 logger = logging.getLogger("stc_ext.train")
 
@@ -84,71 +83,10 @@ class EvalResult:
     report_path: str | None = None
 
 
-@dataclass
-class _Source:
-    """What a checkpoint says about the model and the data it was trained on."""
-
-    state: dict[str, torch.Tensor]
-    train_config: dict[str, Any]
-    classes: list[str] | None
-    selection: dict[str, Any] | None = None
-
-
-def _read_source(path: str, cfg: EvalConfig) -> _Source:
-    from ..models.checkpoint import read_state_dict
-
-    raw = read_weights_file(path, "checkpoint")
-    if isinstance(raw, dict) and raw.get("format") == CHECKPOINT_FORMAT:
-        if raw.get("task", "classify") != "classify":
-            raise ConfigError(
-                f"{path}: is a training checkpoint of a {raw['task']!r} run, not a "
-                "classifier: fine-tune it first (train with init)",
-                field="checkpoint",
-            )
-        config = upgrade_saved_config(raw["config"])
-        saved_placement = config.get("placement") or "block"  # configs before the option
-        if cfg.placement is not None and cfg.placement != saved_placement:
-            raise ConfigError(
-                f"{cfg.placement} does not match {path}, which was trained with "
-                f"placement={saved_placement} (its STC blocks are where that placement puts them)",
-                field="placement",
-            )
-        return _Source(raw["model"], config, list(raw["classes"]), raw.get("selection"))
-    # Foreign weights: the model and clip shape come from the config.
-    if cfg.model is None:
-        raise ConfigError(
-            f"{path}: is {describe_contents(raw)}, not a stc_ext training checkpoint: give "
-            "model (and frames/size if not 16/112) to evaluate such weights",
-            field="checkpoint",
-        )
-    try:
-        state, _ = read_state_dict(raw)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: {exc}", field="checkpoint") from None
-    train_config = {
-        "model": cfg.model,
-        "placement": cfg.placement or "block",
-        "frames": cfg.frames or 16,
-        "size": cfg.size or 112,
-        "stride": cfg.stride or 2,
-        "short_side": cfg.short_side or 122,
-        "dataset": cfg.dataset,
-        "root": cfg.root,
-        "annotations": cfg.annotations,
-    }
-    return _Source(state, train_config, None)
-
-
-def _resolve(cfg: EvalConfig, source: _Source) -> dict[str, Any]:
-    """The data and clip settings for this evaluation (flags override the checkpoint)."""
-    tc = source.train_config
-    frames = tc["frames"]
-    if cfg.frames is not None and cfg.frames != frames:
-        raise ConfigError(
-            f"{cfg.frames} does not match the checkpoint, which was trained with "
-            f"frames={frames} (the model only accepts such clips)",
-            field="frames",
-        )
+def _resolve(cfg: EvalConfig, source: Source) -> tuple[dict[str, Any], ClipSettings]:
+    """The data to evaluate on and the clip settings (flags override the checkpoint)."""
+    tc = source.config
+    clip = clip_settings(tc, cfg.frames, cfg.stride, cfg.size, cfg.short_side)
     dataset = cfg.dataset or tc.get("dataset")
     if dataset is None:
         raise ConfigError("is required (the checkpoint does not record it)", field="dataset")
@@ -163,96 +101,7 @@ def _resolve(cfg: EvalConfig, source: _Source) -> dict[str, Any]:
         or (tc.get("val_root") if dataset in ("kinetics", "list") else None)
         or tc.get("root")
     )
-    return {
-        "dataset": dataset,
-        "root": root,
-        "annotations": annotations,
-        "frames": frames,
-        "stride": cfg.stride or tc.get("stride", 2),
-        "size": cfg.size or tc.get("size", 112),
-        "short_side": cfg.short_side or tc.get("short_side", 122),
-    }
-
-
-@torch.inference_mode()
-def predict_videos(
-    model: nn.Module,
-    dataset: torch.utils.data.Dataset,
-    device: torch.device,
-    batch_size: int = 4,
-    clip_batch: int = 32,
-    workers: int = 2,
-    amp: str = "none",
-    channels_last: bool = False,
-    progress: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
-    """Per-video class probabilities by the test protocol, over all ranks.
-
-    ``dataset``: a ``VideoClipDataset`` in ``"test"`` mode (non-overlapping centre-cropped
-    clips). Each rank scores its share of the videos; the results are gathered.
-
-    Returns:
-        ``(scores float32 (V, K), indices int64 (V,), clips int64 (V,), skipped paths)`` on the
-        CPU, ordered by dataset index; videos that could not be decoded are left out.
-    """
-    rank, world = tdist.rank_and_world()
-    loader = make_loader(
-        dataset,
-        batch_size,
-        ShardSampler(len(dataset), rank, world),
-        workers,
-        device.type == "cuda",
-        0,
-    )
-    model.eval()
-    dtype = AMP_DTYPES.get(amp)
-    scores, indices, counts, skipped = [], [], [], []
-    with progress_bar(
-        progress and rank == 0, total=len(loader.sampler), unit="video", desc="evaluating"
-    ) as bar:
-        for batch, lost in loader:
-            skipped.extend(s.path for s in lost)
-            if batch is not None:
-                assert isinstance(batch, VideoBatch), "predict_videos needs a test-mode dataset"
-                probs = []
-                for chunk in batch.clips.split(clip_batch):
-                    chunk = chunk.to(device, non_blocking=True)
-                    if channels_last:
-                        chunk = chunk.contiguous(memory_format=torch.channels_last_3d)
-                    with torch.autocast(
-                        device.type, dtype=dtype or torch.float32, enabled=dtype is not None
-                    ):
-                        logits = model(chunk)
-                    probs.append(torch.softmax(logits.float(), dim=1).cpu())
-                per_video = average_clip_scores(
-                    torch.cat(probs), batch.clip_to_video, len(batch.labels)
-                )
-                scores.append(per_video)
-                indices.append(batch.indices)
-                counts.append(torch.bincount(batch.clip_to_video, minlength=len(batch.labels)))
-            if bar is not None:
-                bar.update(len(lost) + (0 if batch is None else len(batch.labels)))
-    local = (
-        torch.cat(scores) if scores else None,
-        torch.cat(indices) if indices else None,
-        torch.cat(counts) if counts else None,
-        skipped,
-    )
-    gathered = tdist.all_gather_objects(local)
-    parts = [g for g in gathered if g[0] is not None]
-    all_skipped = [path for g in gathered for path in g[3]]
-    if not parts:
-        return (
-            torch.zeros(0, 0),
-            torch.zeros(0, dtype=torch.int64),
-            torch.zeros(0, dtype=torch.int64),
-            all_skipped,
-        )
-    all_scores = torch.cat([p[0] for p in parts])
-    all_indices = torch.cat([p[1] for p in parts])
-    all_counts = torch.cat([p[2] for p in parts])
-    order = torch.argsort(all_indices)
-    return all_scores[order], all_indices[order], all_counts[order], all_skipped
+    return {"dataset": dataset, "root": root, "annotations": annotations}, clip
 
 
 @dataclass
@@ -264,7 +113,7 @@ class _Prepared:
     dataset: Any
     classes: list[str]
     data: dict[str, Any]
-    selection: dict[str, Any] | None  # what selected the checkpoint (its _Source's)
+    selection: dict[str, Any] | None  # what selected the checkpoint (its Source's)
 
 
 def _read_split_annotation(
@@ -289,8 +138,8 @@ def _prepare_split(cfg: EvalConfig, split: int) -> _Prepared:
     """Everything of a split but decoding its videos: the checkpoint, the data paths and
     annotation, the model with its weights (errors here stop before any video is read)."""
     checkpoint = cfg.checkpoint.replace("{split}", str(split))  # type: ignore[union-attr]
-    source = _read_source(checkpoint, cfg)
-    data = _resolve(cfg, source)
+    source = read_source(checkpoint, cfg.model, placement=cfg.placement)
+    data, clip = _resolve(cfg, source)
     annotation = _read_split_annotation(cfg, data, split, checkpoint, source.classes)
     classes = source.classes or list(annotation.classes)
     if source.classes is not None and len(annotation.classes) != len(source.classes):
@@ -300,32 +149,11 @@ def _prepare_split(cfg: EvalConfig, split: int) -> _Prepared:
         )
     if any(r.label < 0 for r in annotation.records):
         raise ConfigError(f"{annotation.name}: unlabeled videos cannot be scored")
-    tc = dict(source.train_config)
-    try:
-        model = build_from_config(tc, len(classes), backend=cfg.backend)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    try:
-        model.load_state_dict(source.state)
-    except RuntimeError as exc:
-        hint = ""
-        theirs, ours = infer_placement(source.state), infer_placement(model.state_dict())
-        if theirs is not None and ours is not None and theirs != ours:
-            hint = f"\nthe weights' STC blocks are placed per {theirs!r}: give placement {theirs}"
-        raise ConfigError(
-            f"{checkpoint}: weights do not fit {tc['model']}: {exc}{hint}", field="checkpoint"
-        ) from None
-    dataset = clip_dataset(
-        annotation,
-        data["frames"],
-        data["stride"],
-        "test",
-        data["size"],
-        data["short_side"],
-        cfg.strict_data,
-        cfg.drop_last_partial,
+    model = build_model(source, clip, len(classes), backend=cfg.backend)
+    dataset = protocol_dataset(annotation, clip, cfg.strict_data, cfg.drop_last_partial)
+    return _Prepared(
+        checkpoint, model, dataset, classes, {**data, **clip._asdict()}, source.selection
     )
-    return _Prepared(checkpoint, model, dataset, classes, data, source.selection)
 
 
 def _evaluate_split(
@@ -379,7 +207,7 @@ def _evaluate_split(
         num_clips=int(counts.sum()),
         per_class_accuracy=dict(zip(classes, metrics.per_class_accuracy, strict=True)),
         confusion=metrics.confusion,
-        skipped=skipped,
+        skipped=[s.path for s in skipped],
         seconds=round(time.perf_counter() - start, 3),
         selection=selection,
         predictions=predictions,
@@ -543,7 +371,6 @@ def _evaluate(cfg: EvalConfig, info: tdist.DistInfo) -> EvalResult:
     )
     if info.is_main:
         report = {
-            "status": "complete",
             "config": config_to_dict(cfg),
             **{k: v for k, v in asdict(result).items() if k != "report_path"},
             "world_size": info.world_size,

@@ -150,7 +150,7 @@ def test_a_checkpoint_of_another_kind_is_named(tiny_data, tmp_path, capsys):
     cases = [
         ("train --resume", transfer_run, "is of a 'transfer' run, not a 'classify' one"),
         ("train --resume", student, "is a 'stc_ext.transfer.student/1' file, not a stc_ext"),
-        ("evaluate", transfer_run, "is a training checkpoint of a 'transfer' run, not a classi"),
+        ("evaluate", transfer_run, "is a 'transfer' checkpoint, not a classifier"),
         ("inflate", classify_run, "holds 3D weights (conv1.weight is 5-D)"),
         ("transfer", classify_run, "holding 3D weights (conv1.weight is 5-D), not a 2D teacher"),
     ]
