@@ -19,7 +19,9 @@ synthetic image task, for machines without ImageNet weights; ``stc teacher``).
 
 from .config import TransferConfig
 from .model import (
+    FEATURE_NORMS,
     HEAD_WIDTHS,
+    PHASES,
     STUDENT_FORMAT,
     TEACHERS,
     CorrespondenceNet,
@@ -39,8 +41,10 @@ from .teacher import TEACHER_FORMAT, TeacherResult, read_teacher_arch, train_sha
 from .trainer import TransferTrainer, held_out_split, resolve_transfer_config, transfer
 
 __all__ = [
+    "FEATURE_NORMS",
     "HEAD_WIDTHS",
     "PAIR_CLASSES",
+    "PHASES",
     "STUDENT_FORMAT",
     "TEACHERS",
     "TEACHER_FORMAT",

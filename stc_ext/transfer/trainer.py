@@ -90,7 +90,7 @@ class TransferTrainer(Trainer):
 
     task = "transfer"
     accuracy_name = "pair acc"
-    model_fields = MODEL_FIELDS + ("teacher", "teacher_widths", "embed_dim")
+    model_fields = MODEL_FIELDS + ("teacher", "teacher_widths", "embed_dim", "feature_norm")
     schedule_fields = (
         "videos",
         "val_fraction",
@@ -217,7 +217,7 @@ class TransferTrainer(Trainer):
                 f"--teacher {cfg.teacher} --teacher-weights {cfg.teacher_weights}: {exc}"
             ) from None
         student = build_model(config_to_dict(cfg), cfg.embed_dim)
-        model = CorrespondenceNet(student, teacher, cfg.embed_dim)
+        model = CorrespondenceNet(student, teacher, cfg.embed_dim, **cfg.correspondence_options())
         if checkpoint is not None:
             if checkpoint.get("teacher_sha256") != self.teacher_sha256:
                 raise ConfigError(
