@@ -17,7 +17,7 @@ class TransferConfig(RunConfig):
 
     The optimisation defaults are the paper's for the transfer (§4.2): SGD, batch 32, weight
     decay 1e-4, Nesterov momentum 0.9, lr 0.1 divided by 10 every 30 epochs, 150 epochs.
-    ``feature_norm``, ``head_warmup_steps`` and ``head_hold_steps`` are small-scale levers
+    ``feature_norm`` and ``head_warmup_steps`` are small-scale levers
     (see :mod:`stc_ext.transfer.model`); their defaults are the paper's method.
     """
 
@@ -67,12 +67,6 @@ class TransferConfig(RunConfig):
         "before the student learns (the student does not run; 0: the paper's)",
         group="optimisation",
     )
-    head_hold_steps: int = _f(
-        0,
-        "small-scale lever: for N optimiser steps after the head warm-up the head and the "
-        "teacher's projection get no gradient and only the student learns (0: the paper's)",
-        group="optimisation",
-    )
     # The paper's transfer schedule (§4.2), replacing the classification defaults.
     epochs: int = _f(150, "training epochs", group="optimisation")
     batch_size: int = _f(
@@ -92,18 +86,14 @@ class TransferConfig(RunConfig):
 
     def correspondence_options(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~stc_ext.transfer.CorrespondenceNet` beyond the
-        networks: the levers above, the phases counted in pairs (steps x batch size).
+        networks: the levers above, the warm-up counted in pairs (steps x batch size).
 
         Raises:
             ConfigError: a negative step count.
         """
-        for name in ("head_warmup_steps", "head_hold_steps"):
-            if getattr(self, name) < 0:
-                raise ConfigError(
-                    f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}"
-                )
+        if self.head_warmup_steps < 0:
+            raise ConfigError(f"--head-warmup-steps must be >= 0, got {self.head_warmup_steps}")
         return {
             "feature_norm": self.feature_norm,
             "head_warmup_pairs": self.head_warmup_steps * self.batch_size,
-            "head_hold_pairs": self.head_hold_steps * self.batch_size,
         }

@@ -13,23 +13,22 @@ BatchNorm layers stay in eval mode (running statistics unchanged) whatever ``tra
 After the transfer the student (without its 1024-D ``fc``) initialises fine-tuning:
 :func:`student_init_state`.
 
-Small-scale levers (all off by default, which is the paper's method). At small scale a random
-student and an untrained head cannot find each other: the head sees no relation between the
-two sides, settles on the constant prior, and the student's gradients die out
-(bench/results/2026-12-04-transfer-diagnosis.md). Three options change only how training
-starts, not the network, the data or the loss:
+Small-scale levers (both off by default, which is the paper's method). At small scale a
+random student and an untrained head cannot find each other: the head sees no relation between
+the two sides, settles on the constant prior, and the student's gradients die out
+(bench/results/2026-12-04-transfer-diagnosis.md). Two options change only how training starts,
+not the network, the data or the loss:
 
 - ``feature_norm``: normalise each side's 1024-D feature before the concatenation, so neither
-  side dominates the head's first layer by scale (the random student's is ~4x the other's);
+  side dominates the head's first layer by scale (the random student's is ~4x the other's) and
+  the head sees each side's pair-to-pair variation rather than its common part;
 - ``head_warmup_pairs``: for the first pairs of training the teacher's own features of the
   clip's frames (through ``teacher_proj``, the image side's projection) stand in for the
   student's, so the head learns to compare two views of a video before the student exists
-  for it (the student does not run);
-- ``head_hold_pairs``: for the pairs after that, the head and ``teacher_proj`` get zero
-  gradients and only the student learns, towards features the warmed-up head recognises;
-  then everything trains together, as in the paper.
+  for it (the student does not run). Then the student takes its place and everything trains
+  together, as in the paper.
 
-The phases are counted in training pairs seen (``pairs_seen``, a buffer, so a resumed run
+The warm-up is counted in training pairs seen (``pairs_seen``, a buffer, so a resumed run
 continues where it stopped); evaluation always uses the student.
 """
 
@@ -42,7 +41,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.func import functional_call
 
 from ..models.resnet2d import LAYERS as RESNET2D_DEPTHS
 from ..models.resnet2d import ResNet2D, load_torchvision_weights, resnet2d
@@ -68,7 +66,7 @@ HEAD_WIDTHS: tuple[int, ...] = (2048, 512, 128)
 #: neither side dominates the head's first layer by scale alone.
 FEATURE_NORMS: tuple[str, ...] = ("none", "layernorm", "batchnorm")
 #: Training phases of :class:`CorrespondenceNet` (see the module docstring), in order.
-PHASES: tuple[str, ...] = ("head_warmup", "head_hold", "joint")
+PHASES: tuple[str, ...] = ("head_warmup", "joint")
 #: Teacher names ``--teacher`` accepts.
 TEACHERS: tuple[str, ...] = tuple(f"resnet{d}" for d in RESNET2D_DEPTHS)
 #: ``format`` of the student initialisation files ``stc transfer`` writes (``student.pt``).
@@ -112,7 +110,7 @@ def _feature_norm(kind: str, dim: int) -> nn.Module:
 
 def _zero_touch(params: Sequence[nn.Parameter]) -> Tensor:
     """0 * (one element of each parameter): gives every one of them a zero gradient, so that
-    DistributedDataParallel sees them all used in a phase that leaves them out."""
+    DistributedDataParallel sees them all used in the warm-up, which leaves them out."""
     return sum(p.reshape(-1)[0] for p in params) * 0.0  # type: ignore[return-value]
 
 
@@ -128,8 +126,6 @@ class CorrespondenceNet(nn.Module):
             concatenation (:data:`FEATURE_NORMS`; ``"none"``, the paper's, by default).
         head_warmup_pairs: training pairs during which the teacher's features of the clip's
             frames stand in for the student's (0, the paper's: none).
-        head_hold_pairs: training pairs after those during which only the student learns
-            (0, the paper's: none).
         world_size: ranks each training batch is one shard of (counts ``pairs_seen`` in
             global pairs); default: ``torch.distributed``'s world size when initialised, else 1.
     """
@@ -141,7 +137,6 @@ class CorrespondenceNet(nn.Module):
         embed_dim: int = 1024,
         feature_norm: str = "none",
         head_warmup_pairs: int = 0,
-        head_hold_pairs: int = 0,
         world_size: int | None = None,
     ) -> None:
         super().__init__()
@@ -151,12 +146,10 @@ class CorrespondenceNet(nn.Module):
                 f"{student.fc.out_features} features, expected embed_dim="
                 f"{embed_dim} (build it with num_classes={embed_dim})"
             )
-        for name, value in (
-            ("head_warmup_pairs", head_warmup_pairs),
-            ("head_hold_pairs", head_hold_pairs),
-        ):
-            if value < 0:
-                raise ValueError(f"CorrespondenceNet: {name} must be >= 0, got {value}")
+        if head_warmup_pairs < 0:
+            raise ValueError(
+                f"CorrespondenceNet: head_warmup_pairs must be >= 0, got {head_warmup_pairs}"
+            )
         self.student = student
         self.teacher = teacher.requires_grad_(False).eval()
         self.teacher_proj = nn.Linear(teacher.feature_dim, embed_dim)
@@ -171,7 +164,6 @@ class CorrespondenceNet(nn.Module):
         layers += [nn.ReLU(inplace=False), nn.Linear(width, 2)]
         self.head = nn.Sequential(*layers)
         self.head_warmup_pairs = head_warmup_pairs
-        self.head_hold_pairs = head_hold_pairs
         self.world_size = world_size
         # Training pairs seen so far (over all ranks): decides the phase; saved with the state.
         self.register_buffer("pairs_seen", torch.zeros((), dtype=torch.int64))
@@ -184,12 +176,7 @@ class CorrespondenceNet(nn.Module):
     @property
     def phase(self) -> str:
         """The phase the next training batch is in (:data:`PHASES`)."""
-        seen = int(self.pairs_seen)
-        if seen < self.head_warmup_pairs:
-            return "head_warmup"
-        if seen < self.head_warmup_pairs + self.head_hold_pairs:
-            return "head_hold"
-        return "joint"
+        return "head_warmup" if int(self.pairs_seen) < self.head_warmup_pairs else "joint"
 
     def teacher_features(self, frames: Tensor) -> Tensor:
         """(N, 3, X, H, W) frames -> (N, D_I): the teacher's pooled features, averaged over X."""
@@ -236,20 +223,11 @@ class CorrespondenceNet(nn.Module):
         if self.training and torch.is_grad_enabled():
             phase = self.phase
             self._count(frames.shape[0])
+        image = self.image_features(frames)
         if phase == "head_warmup":
-            image = self.image_features(frames)
             video = self.teacher_stand_in(clip, frames.shape[2])
             logits = self.head(torch.cat([image, video], dim=1))
             return logits + _zero_touch(list(self.student.parameters()))
-        if phase == "head_hold":
-            held = [*self.teacher_proj.parameters(), *self.head.parameters()]
-            with torch.no_grad():
-                image = self.image_features(frames)
-            video = self.video_features(clip).to(image.dtype)
-            weights = {k: v.detach() for k, v in self.head.named_parameters()}
-            logits = functional_call(self.head, weights, (torch.cat([image, video], dim=1),))
-            return logits + _zero_touch(held)
-        image = self.image_features(frames)
         video = self.video_features(clip)
         return self.head(torch.cat([image, video.to(image.dtype)], dim=1))
 

@@ -1,5 +1,5 @@
-"""The small-scale levers of CorrespondenceNet: feature normalisation, the head warm-up on the
-teacher side and the head hold (stc_ext/transfer/model.py)."""
+"""The small-scale levers of CorrespondenceNet: feature normalisation and the head warm-up on
+the teacher side (stc_ext/transfer/model.py)."""
 
 from __future__ import annotations
 
@@ -63,23 +63,21 @@ def test_the_defaults_are_the_papers_network():
     assert all(v > 0 for v in grads.values()), grads
 
 
-def test_phases_follow_the_pairs_seen_and_each_trains_its_part():
-    net = _net(head_warmup_pairs=8, head_hold_pairs=4).train()
+def test_the_warm_up_trains_the_head_then_everything_trains():
+    net = _net(head_warmup_pairs=8).train()
     before = {k: v.clone() for k, v in net.student.state_dict().items()}
     phases, grads = [], []
-    for i in range(4):  # batches of 4 pairs: warm-up, warm-up, hold, joint
+    for i in range(3):  # batches of 4 pairs: warm-up, warm-up, joint
         phases.append(net.phase)
         grads.append(_step(net, seed=i))
         if i == 1:  # the student has not run: its BatchNorm statistics are untouched
             after = net.student.state_dict()
             assert all(torch.equal(v, after[k]) for k, v in before.items())
-    assert phases == ["head_warmup", "head_warmup", "head_hold", "joint"]
-    assert int(net.pairs_seen) == 16
+    assert phases == ["head_warmup", "head_warmup", "joint"]
+    assert int(net.pairs_seen) == 12
     # Warm-up: the student gets zero gradients, the head and the projection learn.
     assert grads[0]["student"] == 0 and grads[0]["head"] > 0 and grads[0]["teacher_proj"] > 0
-    # Hold: only the student learns.
-    assert grads[2]["student"] > 0 and grads[2]["head"] == 0 and grads[2]["teacher_proj"] == 0
-    assert all(v > 0 for v in grads[3].values())
+    assert all(v > 0 for v in grads[2].values())
 
 
 def test_the_warm_up_compares_the_teacher_with_itself_on_the_clip():
@@ -130,18 +128,15 @@ def test_feature_norm(norm):
 def test_bad_levers_are_named(unlabeled_videos, teacher_file, tmp_path):
     with pytest.raises(ValueError, match="feature_norm must be one of"):
         _net(feature_norm="l2")
-    with pytest.raises(ValueError, match="head_hold_pairs must be >= 0"):
-        _net(head_hold_pairs=-1)
+    with pytest.raises(ValueError, match="head_warmup_pairs must be >= 0"):
+        _net(head_warmup_pairs=-1)
     config = tiny_transfer_config(unlabeled_videos, teacher_file, tmp_path, head_warmup_steps=-2)
     with pytest.raises(ConfigError, match="--head-warmup-steps must be >= 0"):
         config.correspondence_options()
-    config = tiny_transfer_config(
-        unlabeled_videos, teacher_file, tmp_path, head_warmup_steps=3, head_hold_steps=2
-    )
+    config = tiny_transfer_config(unlabeled_videos, teacher_file, tmp_path, head_warmup_steps=3)
     assert config.correspondence_options() == {
         "feature_norm": "none",
         "head_warmup_pairs": 3 * config.batch_size,
-        "head_hold_pairs": 2 * config.batch_size,
     }
 
 
