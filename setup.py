@@ -3,7 +3,8 @@
 Install with ``pip install --no-build-isolation -e .`` so the build uses the torch that is
 already installed (an isolated build would fetch another one). The CUDA kernels are built
 when torch has CUDA and a CUDA toolkit is found (``STC_EXT_FORCE_CPU=1`` skips them), for
-the architectures in ``TORCH_CUDA_ARCH_LIST`` (default: the local GPU's, else 8.0;9.0).
+the architectures in ``TORCH_CUDA_ARCH_LIST`` (default: the local GPU's, else 8.0;9.0); both
+variables are read in stc_ext/_extension_sources.py, which the JIT build shares.
 ``MAX_JOBS`` limits the parallel compile jobs (ninja).
 """
 

@@ -35,11 +35,11 @@ from torch import nn
 from torch.utils.data import Subset
 
 from stc_ext.data import read_video_folder
+from stc_ext.models import build_from_config
 from stc_ext.train.data import ResumableSampler, SeededDataset, make_loader
-from stc_ext.train.trainer import build_model
 from stc_ext.transfer import CorrespondenceNet, PairDataset, build_teacher, collate_pairs
 from stc_ext.transfer.model import FEATURE_NORMS
-from stc_ext.transfer.trainer import held_out_split
+from stc_ext.transfer.task import held_out_split
 
 
 class OracleStudent(nn.Module):
@@ -219,14 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     config = {
         "model": args.model,
         "widths": [int(w) for w in args.widths.split(",")],
-        "shortcut": args.shortcut,
+        "shortcut_type": args.shortcut,
         "frames": args.frames,
         "size": args.size,
     }
     student = (
         OracleStudent(teacher, args.embed_dim, args.frames, args.teacher_frames)
         if args.oracle
-        else build_model(config, args.embed_dim)
+        else build_from_config(config, args.embed_dim)
     )
     model = CorrespondenceNet(
         student,

@@ -1,19 +1,27 @@
-// The stc_ext op schemas: defined once here, implemented per device in csrc/cpu and
-// csrc/cuda, given fake kernels from Python (stc_ext/ops/registration.py).
+// The stc_ext kernel op schemas: defined once here, implemented per device in csrc/cpu
+// and csrc/cuda. Their fake kernels are registered from Python when this library is
+// loaded (stc_ext/ops/native.py); the "triton" backend implements the same schemas as
+// stc_ext::triton_* ops (stc_ext/ops/triton/ops.py).
 //
-// The STC block is y = x * g (or relu(x * g + identity)), with g (N, C) computed from
-// the (N, C, T) spatial means of x by two tiny MLPs (done with ATen ops in Python).
-// These ops are the memory-bound passes around that gate:
+// The STC block is y = x * g, or in the residual form y = relu(x * g + identity), with
+// g (N, C) computed from the (N, C, T) spatial means of x by the two branches' small MLPs
+// (ATen ops in Python: stc_ext/ops/gate.py). These ops are the memory-bound passes around
+// that gate:
 //
-//   pool(x)                                  s[n,c,t]  = mean_hw x
-//   rescale(x, g, identity?)                 y         = x*g[n,c]  or relu(x*g[n,c] + identity)
-//   rescale_backward_sums(dy, x, y?)         r[n,c,t]  = sum_hw dy'*x   with dy' = dy*(y>0) if y given
-//   rescale_backward_input(dy, g, ds, y?)    dx        = g[n,c]*dy' + ds[n,c,t]/(H*W),
-//                                            d_identity = dy' (an empty tensor when y is absent)
+//   pool(x)                                s[n,c,t]    = mean_hw x
+//   rescale(x, g, identity?)               y           = x*g[n,c]
+//                                            residual: = relu(x*g[n,c] + identity)
+//   rescale_backward_sums(dy, x, y?)       sums[n,c,t] = sum_hw dy'*x
+//   rescale_backward_input(dy, g, ds, y?)  dx          = g[n,c]*dy' + ds[n,c,t]/(H*W),
+//                                          d_identity  = dy' (an empty tensor in the plain form)
 //
-// x, identity, dy, y: (N, C, T, H, W) of one floating dtype, NCTHW-contiguous or
-// channels_last_3d (other layouts are made contiguous). s, g, r, ds use the
+// with dy' = dy in the plain form and dy' = dy*(y > 0) in the residual form, where the
+// backward ops get the forward's output y (its sign is the ReLU mask) and the plain form
+// gets none. x, identity, dy, y: (N, C, T, H, W) of one floating dtype, NCTHW-contiguous
+// or channels_last_3d (other layouts are made contiguous). s, g, sums, ds use the
 // accumulation dtype: float32 for float16/bfloat16/float32 inputs, float64 for float64.
+// Arguments are checked by stc_ext.stc (stc_ext/ops/checks.py); the ops only assert what
+// their memory accesses rely on (stc_common.h).
 #include <Python.h>
 #include <torch/library.h>
 

@@ -1,5 +1,5 @@
-// Argument checks and layout handling shared by the CPU and CUDA implementations of the
-// stc_ext ops (torch-facing glue only; the kernels themselves take raw pointers).
+// Internal assertions and layout handling shared by the CPU and CUDA implementations of the
+// stc_ext kernel ops (torch-facing glue only; the kernels themselves take raw pointers).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -34,38 +34,38 @@ inline at::ScalarType accumulate_type(at::ScalarType t) {
   return t == at::kDouble ? at::kDouble : at::kFloat;
 }
 
+// Internal assertions, not argument checking: stc_ext.stc checks the user's arguments and
+// names them (stc_ext/ops/checks.py, the contract). Asserted here is only what the kernels'
+// raw-pointer accesses rely on, so that calling torch.ops.stc_ext.* directly cannot read or
+// write out of bounds. A dtype the kernels are not built for is refused by AT_DISPATCH.
+#define STC_ASSERT(cond, ...) TORCH_CHECK(cond, "stc_ext internal op: ", __VA_ARGS__)
+
+// A non-empty 5-D (N, C, T, H, W) feature map.
 inline Dims check_feature_map(const at::Tensor& x, const char* name) {
-  TORCH_CHECK(x.dim() == 5, "stc_ext: ", name, " must be 5-D (N, C, T, H, W), got ", x.dim(),
-              "-D tensor of shape ", x.sizes());
-  TORCH_CHECK(x.numel() > 0, "stc_ext: ", name, " must not be empty, got shape ", x.sizes());
-  TORCH_CHECK(at::isFloatingType(x.scalar_type()), "stc_ext: ", name,
-              " must be float16, bfloat16, float32 or float64, got ", x.scalar_type());
+  STC_ASSERT(x.dim() == 5 && x.numel() > 0, name,
+             " must be 5-D (N, C, T, H, W) and non-empty, got shape ", x.sizes());
   return Dims{x.size(0), x.size(1), x.size(2), x.size(3) * x.size(4)};
 }
 
-// `other` must match `x` in shape, dtype and device.
+// `other` has x's shape, dtype and device.
 inline void check_same_as(const at::Tensor& other, const char* name, const at::Tensor& x) {
-  TORCH_CHECK(other.sizes() == x.sizes(), "stc_ext: ", name, " must have shape ", x.sizes(),
-              ", got ", other.sizes());
-  TORCH_CHECK(other.scalar_type() == x.scalar_type(), "stc_ext: ", name, " must have dtype ",
-              x.scalar_type(), ", got ", other.scalar_type());
-  TORCH_CHECK(other.device() == x.device(), "stc_ext: ", name, " must be on ", x.device(),
-              ", got ", other.device());
+  STC_ASSERT(other.sizes() == x.sizes() && other.scalar_type() == x.scalar_type() &&
+                 other.device() == x.device(),
+             name, " must have shape ", x.sizes(), ", dtype ", x.scalar_type(), " and device ",
+             x.device(), ", got ", other.sizes(), ", ", other.scalar_type(), ", ", other.device());
 }
 
-// A per-(n, c) or per-(n, c, t) statistic: accumulation dtype, given shape, x's device.
+// A per-(n, c) or per-(n, c, t) statistic: given shape, x's accumulation dtype and device.
 inline void check_statistic(const at::Tensor& s, const char* name, at::IntArrayRef shape,
                             const at::Tensor& x) {
-  TORCH_CHECK(s.sizes() == shape, "stc_ext: ", name, " must have shape ", shape, ", got ",
-              s.sizes());
-  TORCH_CHECK(s.scalar_type() == accumulate_type(x.scalar_type()), "stc_ext: ", name,
-              " must have dtype ", accumulate_type(x.scalar_type()), " for ", x.scalar_type(),
-              " inputs, got ", s.scalar_type());
-  TORCH_CHECK(s.device() == x.device(), "stc_ext: ", name, " must be on ", x.device(), ", got ",
-              s.device());
+  const at::ScalarType dtype = accumulate_type(x.scalar_type());
+  STC_ASSERT(s.sizes() == shape && s.device() == x.device(), name, " must have shape ", shape,
+             " on ", x.device(), ", got ", s.sizes(), " on ", s.device());
+  STC_ASSERT(s.scalar_type() == dtype, name, " must have dtype ", dtype, " for ",
+             x.scalar_type(), " inputs, got ", s.scalar_type());
 }
 
-// The arguments of each op, checked and in the layout the kernels index (shared by the
+// The arguments of each op, asserted and in the layout the kernels index (shared by the
 // CPU and CUDA glue; on CUDA call these inside the device guard, they may copy).
 struct FeatureMapArgs {  // pool
   Dims d;
@@ -98,18 +98,18 @@ inline RescaleArgs prepare_rescale(const at::Tensor& x, const at::Tensor& g,
   return args;
 }
 
-struct BackwardSumsArgs {
+struct RescaleBackwardSumsArgs {
   Dims d;
   Layout layout;
   at::Tensor grad_y, x, y;  // y undefined in the plain form
 };
 
-inline BackwardSumsArgs prepare_backward_sums(const at::Tensor& grad_y, const at::Tensor& x,
-                                              const std::optional<at::Tensor>& y) {
+inline RescaleBackwardSumsArgs prepare_rescale_backward_sums(
+    const at::Tensor& grad_y, const at::Tensor& x, const std::optional<at::Tensor>& y) {
   const Dims d = check_feature_map(x, "x");
   check_same_as(grad_y, "grad_y", x);
   const Layout layout = layout_of(x);
-  BackwardSumsArgs args{d, layout, in_layout(grad_y, layout), in_layout(x, layout), {}};
+  RescaleBackwardSumsArgs args{d, layout, in_layout(grad_y, layout), in_layout(x, layout), {}};
   if (y) {
     check_same_as(*y, "y", x);
     args.y = in_layout(*y, layout);
@@ -117,20 +117,20 @@ inline BackwardSumsArgs prepare_backward_sums(const at::Tensor& grad_y, const at
   return args;
 }
 
-struct BackwardInputArgs {
+struct RescaleBackwardInputArgs {
   Dims d;
   Layout layout;
   at::Tensor grad_y, g, y;  // y undefined in the plain form; grad_s is left to the caller
 };
 
-inline BackwardInputArgs prepare_backward_input(const at::Tensor& grad_y, const at::Tensor& g,
-                                                const at::Tensor& grad_s,
-                                                const std::optional<at::Tensor>& y) {
+inline RescaleBackwardInputArgs prepare_rescale_backward_input(
+    const at::Tensor& grad_y, const at::Tensor& g, const at::Tensor& grad_s,
+    const std::optional<at::Tensor>& y) {
   const Dims d = check_feature_map(grad_y, "grad_y");
   check_statistic(g, "g", {d.N, d.C}, grad_y);
   check_statistic(grad_s, "grad_s", {d.N, d.C, d.T}, grad_y);
   const Layout layout = layout_of(grad_y);
-  BackwardInputArgs args{d, layout, in_layout(grad_y, layout), g.contiguous(), {}};
+  RescaleBackwardInputArgs args{d, layout, in_layout(grad_y, layout), g.contiguous(), {}};
   if (y) {
     check_same_as(*y, "y", grad_y);
     args.y = in_layout(*y, layout);
@@ -139,7 +139,7 @@ inline BackwardInputArgs prepare_backward_input(const at::Tensor& grad_y, const 
 }
 
 // Outputs of rescale_backward_input: grad_x and grad_identity (empty in the plain form).
-inline std::tuple<at::Tensor, at::Tensor> empty_input_grads(const BackwardInputArgs& a) {
+inline std::tuple<at::Tensor, at::Tensor> empty_input_grads(const RescaleBackwardInputArgs& a) {
   return {at::empty_like(a.grad_y),
           a.y.defined() ? at::empty_like(a.grad_y) : at::empty({0}, a.grad_y.options())};
 }

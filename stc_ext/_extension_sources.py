@@ -3,6 +3,10 @@
 One description serves both ``setup.py`` (ahead-of-time build) and the JIT fallback
 (``stc_ext/ops/jit.py``), so the two cannot drift apart. Importable without importing
 ``stc_ext`` itself; torch is imported only inside the functions that need it.
+
+The build's environment variables are read here, when a build asks (never at import):
+``STC_EXT_FORCE_CPU=1`` builds the CPU kernels alone (``cuda_build_wanted``);
+``TORCH_CUDA_ARCH_LIST`` picks the GPU architectures (``ensure_cuda_arch_list``).
 """
 
 from __future__ import annotations
@@ -50,9 +54,10 @@ def compile_args(with_cuda: bool) -> dict[str, list[str]]:
 def cuda_build_wanted() -> bool:
     """Build the CUDA kernels? Only when torch has CUDA and a CUDA toolkit was found.
 
-    ``CUDA_HOME`` is None under a CPU-only torch even where nvcc is installed, and
-    ``torch.cuda.is_available()`` would wrongly drop CUDA on a GPU-less build host (see
-    PITFALLS.md). ``STC_EXT_FORCE_CPU=1`` builds the CPU kernels alone.
+    ``CUDA_HOME`` is None under a CPU-only torch even where nvcc is installed, while
+    ``torch.cuda.is_available()`` is False on a GPU-less build host whose torch and toolkit
+    could build the CUDA kernels perfectly well. ``STC_EXT_FORCE_CPU=1`` builds the CPU
+    kernels alone.
     """
     if os.environ.get("STC_EXT_FORCE_CPU", "0") == "1":
         return False

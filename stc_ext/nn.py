@@ -1,24 +1,31 @@
-"""``STCBlock``: the spatio-temporal channel correlation block as an nn.Module."""
+"""``STCBlock``: the spatio-temporal channel correlation block as an nn.Module.
+
+The modules hold the weights only; ``STCBlock.forward`` calls ``stc_ext.ops.stc``.
+"""
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
 from .ops import STCParams, stc
-from .ops.dispatch import BACKEND_NAMES
+from .ops.backends import BACKEND_NAMES
+from .ops.params import BranchWeights
+from .validation import check_int
 
+# The STC block's branch choices (paper Table 5): both, TCB only or SCB only.
 BRANCHES = ("stc", "tcb", "scb")
 
 
-class Bottleneck(nn.Module):
-    """FC(in -> hidden) -> ReLU -> FC(hidden -> out) -> sigmoid; holds the weights only."""
+class BranchMLP(nn.Module):
+    """One branch's MLP, FC(in -> hidden) -> ReLU -> FC(hidden -> out) -> sigmoid; holds
+    the weights only (the op applies them)."""
 
     def __init__(self, in_features: int, hidden: int, out_features: int) -> None:
         super().__init__()
         self.fc1 = nn.Linear(in_features, hidden)
         self.fc2 = nn.Linear(hidden, out_features)
 
-    def weights(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def weights(self) -> BranchWeights:
         return self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias
 
 
@@ -38,7 +45,7 @@ class STCBlock(nn.Module):
     squeeze-and-excitation implies, as FC -> ReLU -> FC -> sigmoid, with biases.
     ``branches="tcb"`` or ``"scb"`` keeps one branch (paper Table 5): output x * g.
 
-    ``forward(x, identity)`` fuses the residual unit: relu(x * g + identity).
+    ``forward(x, identity)`` is the residual form, fused: relu(x * g + identity).
 
     Args:
         channels: C.
@@ -58,9 +65,9 @@ class STCBlock(nn.Module):
         backend: str = "auto",
     ) -> None:
         super().__init__()
-        for name, value in (("channels", channels), ("frames", frames), ("reduction", reduction)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"STCBlock: {name} must be a positive int, got {value!r}")
+        channels = check_int("STCBlock", "channels", channels)
+        frames = check_int("STCBlock", "frames", frames)
+        reduction = check_int("STCBlock", "reduction", reduction)
         if branches not in BRANCHES:
             raise ValueError(f"STCBlock: branches must be one of {BRANCHES}, got {branches!r}")
         if backend != "auto" and backend not in BACKEND_NAMES:
@@ -70,10 +77,10 @@ class STCBlock(nn.Module):
         self.channels, self.frames, self.reduction = channels, frames, reduction
         self.branches, self.backend = branches, backend
         if branches in ("stc", "tcb"):
-            self.tcb = Bottleneck(channels, max(1, channels // reduction), channels)
+            self.tcb = BranchMLP(channels, max(1, channels // reduction), channels)
         if branches in ("stc", "scb"):
             width = frames * channels
-            self.scb = Bottleneck(width, max(1, width // reduction), channels)
+            self.scb = BranchMLP(width, max(1, width // reduction), channels)
 
     def params(self) -> STCParams:
         tcb = self.tcb.weights() if self.branches != "scb" else None
@@ -81,7 +88,8 @@ class STCBlock(nn.Module):
         return STCParams(tcb, scb)
 
     def forward(self, x: Tensor, identity: Tensor | None = None) -> Tensor:
-        """x: (N, C, T, H, W) -> same shape; with identity: relu(stc(x) + identity)."""
+        """x: (N, C, T, H, W) -> same shape; with identity (the residual form):
+        relu(stc(x) + identity)."""
         return stc(x, self.params(), identity, backend=self.backend, caller="STCBlock")
 
     def extra_repr(self) -> str:

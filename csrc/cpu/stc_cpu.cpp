@@ -1,13 +1,15 @@
-// Fused CPU kernels for the stc_ext ops (schemas and semantics: csrc/stc.cpp).
+// Fused CPU kernels for the stc_ext kernel ops (schemas and semantics: csrc/stc.cpp).
 //
 // Memory traffic, in passes over an (N, C, T, H, W) tensor:
-//   forward:  pool reads x once; rescale reads x (and identity) once and writes y once.
-//   backward: rescale_backward_sums reads dy and x (and y for the ReLU mask) once;
-//             rescale_backward_input reads dy (and y) once and writes dx (and d_identity).
+//   forward:  pool reads x once; rescale reads x (and, residual form, identity) once and
+//             writes y once.
+//   backward: rescale_backward_sums reads dy and x (and, residual form, y for the ReLU mask)
+//             once; rescale_backward_input reads dy (and y) once and writes dx (and
+//             d_identity).
 // Everything per (n, c) or (n, c, t) is tiny and kept in the accumulation type.
 //
 // Two traversals serve all four ops, for both layouts:
-//   reduce_to_nct    out[n,c,t] = scale * sum_hw elem(i)
+//   sum_hw_to_nct    out[n,c,t] = scale * sum_hw elem(i)
 //   for_each_element op(i, a[n,c], b[n,t,c]) for every element offset i
 // Work is split with at::parallel_for (the extension is built with OpenMP). The loops are
 // written for the auto-vectoriser; -fno-trapping-math lets it turn the ReLU mask into a
@@ -26,7 +28,7 @@ namespace stc_ext {
 namespace {
 
 constexpr int64_t kGrainElements = 32768;  // elements per parallel task, at least
-constexpr int64_t kChannelBlock = 256;     // channels per task in the NTHWC reduction
+constexpr int64_t kChannelBlock = 256;     // channels per task in the NTHWC H*W sum
 constexpr int kLanes = 8;                  // independent partial sums, so the loop vectorises
 
 inline int64_t grain_for(int64_t elements_per_item) {
@@ -34,7 +36,7 @@ inline int64_t grain_for(int64_t elements_per_item) {
 }
 
 template <typename acc_t, typename Elem>
-void reduce_to_nct(Layout layout, const Dims& d, Elem elem, acc_t scale, acc_t* out) {
+void sum_hw_to_nct(Layout layout, const Dims& d, Elem elem, acc_t scale, acc_t* out) {
   if (layout == Layout::kNCTHW) {
     // Each (n, c, t) row of H*W elements is contiguous.
     at::parallel_for(0, d.N * d.C * d.T, grain_for(d.HW), [&](int64_t begin, int64_t end) {
@@ -111,7 +113,7 @@ inline acc_t relu(acc_t v) {
   return v > acc_t(0) ? v : acc_t(0);
 }
 
-// 1 where the residual unit's ReLU passed its input (y > 0), else 0. A multiply instead
+// 1 where the residual form's ReLU passed its input (y > 0), else 0. A multiply instead
 // of a branch keeps the loops vectorised.
 template <typename acc_t, typename scalar_t>
 inline acc_t relu_mask(scalar_t y) {
@@ -127,7 +129,7 @@ at::Tensor pool_cpu(const at::Tensor& x_in) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "stc_pool_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
-    reduce_to_nct<acc_t>(layout, d, [=](int64_t i) { return acc_t(xp[i]); },
+    sum_hw_to_nct<acc_t>(layout, d, [=](int64_t i) { return acc_t(xp[i]); },
                          acc_t(1) / acc_t(d.HW), s.mutable_data_ptr<acc_t>());
   });
   return s;
@@ -139,13 +141,14 @@ at::Tensor rescale_cpu(const at::Tensor& x_in, const at::Tensor& g_in,
   const Dims& d = a.d;
   const Layout layout = a.layout;
   const at::Tensor &x = a.x, &g = a.g, &identity = a.identity;
+  const bool residual = identity.defined();
   at::Tensor y = at::empty_like(x);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "stc_rescale_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     scalar_t* yp = y.mutable_data_ptr<scalar_t>();
     const acc_t* gp = g.const_data_ptr<acc_t>();
-    if (identity.defined()) {
+    if (residual) {
       const scalar_t* ip = identity.const_data_ptr<scalar_t>();
       for_each_element<acc_t>(layout, d, gp, nullptr, [=](int64_t i, acc_t gv, acc_t) {
         yp[i] = static_cast<scalar_t>(relu(acc_t(xp[i]) * gv + acc_t(ip[i])));
@@ -161,47 +164,49 @@ at::Tensor rescale_cpu(const at::Tensor& x_in, const at::Tensor& g_in,
 
 at::Tensor rescale_backward_sums_cpu(const at::Tensor& grad_y_in, const at::Tensor& x_in,
                                      const std::optional<at::Tensor>& y_in) {
-  const BackwardSumsArgs a = prepare_backward_sums(grad_y_in, x_in, y_in);
+  const RescaleBackwardSumsArgs a = prepare_rescale_backward_sums(grad_y_in, x_in, y_in);
   const Dims& d = a.d;
   const Layout layout = a.layout;
   const at::Tensor &grad_y = a.grad_y, &x = a.x, &y = a.y;
-  at::Tensor r = empty_statistic(x, d);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "stc_sums_cpu", [&] {
+  const bool residual = y.defined();
+  at::Tensor sums = empty_statistic(x, d);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "stc_rescale_backward_sums_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* dyp = grad_y.const_data_ptr<scalar_t>();
-    acc_t* rp = r.mutable_data_ptr<acc_t>();
-    if (y.defined()) {
+    acc_t* sp = sums.mutable_data_ptr<acc_t>();
+    if (residual) {
       const scalar_t* yp = y.const_data_ptr<scalar_t>();
-      reduce_to_nct<acc_t>(layout, d, [=](int64_t i) {
+      sum_hw_to_nct<acc_t>(layout, d, [=](int64_t i) {
         return acc_t(dyp[i]) * acc_t(xp[i]) * relu_mask<acc_t>(yp[i]);
-      }, acc_t(1), rp);
+      }, acc_t(1), sp);
     } else {
-      reduce_to_nct<acc_t>(layout, d, [=](int64_t i) { return acc_t(dyp[i]) * acc_t(xp[i]); },
-                           acc_t(1), rp);
+      sum_hw_to_nct<acc_t>(layout, d, [=](int64_t i) { return acc_t(dyp[i]) * acc_t(xp[i]); },
+                           acc_t(1), sp);
     }
   });
-  return r;
+  return sums;
 }
 
 std::tuple<at::Tensor, at::Tensor> rescale_backward_input_cpu(
     const at::Tensor& grad_y_in, const at::Tensor& g_in, const at::Tensor& grad_s,
     const std::optional<at::Tensor>& y_in) {
-  const BackwardInputArgs a = prepare_backward_input(grad_y_in, g_in, grad_s, y_in);
+  const RescaleBackwardInputArgs a = prepare_rescale_backward_input(grad_y_in, g_in, grad_s, y_in);
   const Dims& d = a.d;
   const Layout layout = a.layout;
   const at::Tensor &grad_y = a.grad_y, &g = a.g, &y = a.y;
+  const bool residual = y.defined();
   // The pooled-gradient term, ds/(H*W), laid out (N, T, C) so both traversals read it in order.
   const at::Tensor pooled_term = (grad_s / static_cast<double>(d.HW)).transpose(1, 2).contiguous();
   at::Tensor grad_x, grad_identity;
   std::tie(grad_x, grad_identity) = empty_input_grads(a);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_y.scalar_type(), "stc_grad_input_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_y.scalar_type(), "stc_rescale_backward_input_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* dyp = grad_y.const_data_ptr<scalar_t>();
     scalar_t* dxp = grad_x.mutable_data_ptr<scalar_t>();
     const acc_t* gp = g.const_data_ptr<acc_t>();
     const acc_t* pp = pooled_term.const_data_ptr<acc_t>();
-    if (y.defined()) {
+    if (residual) {
       const scalar_t* yp = y.const_data_ptr<scalar_t>();
       scalar_t* dip = grad_identity.mutable_data_ptr<scalar_t>();
       for_each_element<acc_t>(layout, d, gp, pp, [=](int64_t i, acc_t gv, acc_t pv) {

@@ -1,8 +1,8 @@
-// The stc_ext ops on CUDA tensors (schemas and semantics: csrc/stc.cpp): argument checks,
+// The stc_ext kernel ops on CUDA tensors (schemas and semantics: csrc/stc.cpp): assertions,
 // layout choice, allocation, device guard and stream, then the launchers of
 // stc_kernels.cuh. Compiled only in CUDA builds (setup.py / stc_ext/_extension_sources.py).
 //
-// Memory traffic is the kernels' (stc_reduce.cuh, stc_map.cuh): one pass over the big
+// Memory traffic is the kernels' (stc_sum.cuh, stc_map.cuh): one pass over the big
 // tensors per op. Extra here: the NTHWC backward transposes grad_s (N*C*T values) to
 // (N, T, C), and a layout other than NCTHW / channels_last_3d is copied to NCTHW first,
 // as on the CPU.
@@ -81,10 +81,10 @@ kernels::Device current_device() {
           multiprocessor_count(c10::cuda::current_device())};
 }
 
-// Scratch for the split reductions' partial sums, from the caching allocator.
-at::Tensor reduction_workspace(const kernels::Problem& problem, const at::Tensor& x,
-                               const kernels::Device& device) {
-  const size_t bytes = kernels::reduction_workspace_bytes(problem, x.element_size(), device.num_sms);
+// Scratch for the partial sums of split H*W sums, from the caching allocator.
+at::Tensor sum_workspace(const kernels::Problem& problem, const at::Tensor& x,
+                         const kernels::Device& device) {
+  const size_t bytes = kernels::sum_workspace_bytes(problem, x.element_size(), device.num_sms);
   return at::empty({static_cast<int64_t>(bytes)}, x.options().dtype(at::kByte));
 }
 
@@ -99,7 +99,7 @@ at::Tensor pool_cuda(const at::Tensor& x_in) {
   at::Tensor s = empty_statistic(x, d);
   const kernels::Problem problem = problem_of(d, layout);
   const kernels::Device device = current_device();
-  at::Tensor workspace = reduction_workspace(problem, x, device);
+  at::Tensor workspace = sum_workspace(problem, x, device);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "stc_pool_cuda", [&] {
     using kernel_t = typename KernelType<scalar_t>::type;
     kernels::pool<kernel_t>(problem, input_ptr<scalar_t>(x),
@@ -134,30 +134,31 @@ at::Tensor rescale_cuda(const at::Tensor& x_in, const at::Tensor& g_in,
 at::Tensor rescale_backward_sums_cuda(const at::Tensor& grad_y_in, const at::Tensor& x_in,
                                       const std::optional<at::Tensor>& y_in) {
   const c10::cuda::OptionalCUDAGuard guard(x_in.device());
-  const BackwardSumsArgs a = prepare_backward_sums(grad_y_in, x_in, y_in);
+  const RescaleBackwardSumsArgs a = prepare_rescale_backward_sums(grad_y_in, x_in, y_in);
   const Dims& d = a.d;
   const Layout layout = a.layout;
   const at::Tensor &grad_y = a.grad_y, &x = a.x, &y = a.y;
-  at::Tensor r = empty_statistic(x, d);
+  at::Tensor sums = empty_statistic(x, d);
   const kernels::Problem problem = problem_of(d, layout);
   const kernels::Device device = current_device();
-  at::Tensor workspace = reduction_workspace(problem, x, device);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "stc_sums_cuda", [&] {
+  at::Tensor workspace = sum_workspace(problem, x, device);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "stc_rescale_backward_sums_cuda", [&] {
     using kernel_t = typename KernelType<scalar_t>::type;
     kernels::rescale_backward_sums<kernel_t>(
         problem, input_ptr<scalar_t>(grad_y), input_ptr<scalar_t>(x),
         y.defined() ? input_ptr<scalar_t>(y) : nullptr,
-        r.mutable_data_ptr<kernels::acc_t<kernel_t>>(), data_or_null(workspace), device);
+        sums.mutable_data_ptr<kernels::acc_t<kernel_t>>(), data_or_null(workspace), device);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return r;
+  return sums;
 }
 
 std::tuple<at::Tensor, at::Tensor> rescale_backward_input_cuda(
     const at::Tensor& grad_y_in, const at::Tensor& g_in, const at::Tensor& grad_s_in,
     const std::optional<at::Tensor>& y_in) {
   const c10::cuda::OptionalCUDAGuard guard(grad_y_in.device());
-  const BackwardInputArgs a = prepare_backward_input(grad_y_in, g_in, grad_s_in, y_in);
+  const RescaleBackwardInputArgs a =
+      prepare_rescale_backward_input(grad_y_in, g_in, grad_s_in, y_in);
   const Dims& d = a.d;
   const Layout layout = a.layout;
   const at::Tensor &grad_y = a.grad_y, &g = a.g, &y = a.y;
@@ -168,7 +169,7 @@ std::tuple<at::Tensor, at::Tensor> rescale_backward_input_cuda(
   std::tie(grad_x, grad_identity) = empty_input_grads(a);
   const kernels::Problem problem = problem_of(d, layout);
   const kernels::Device device = current_device();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_y.scalar_type(), "stc_grad_input_cuda", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_y.scalar_type(), "stc_rescale_backward_input_cuda", [&] {
     using kernel_t = typename KernelType<scalar_t>::type;
     using acc = kernels::acc_t<kernel_t>;
     kernels::rescale_backward_input<kernel_t>(

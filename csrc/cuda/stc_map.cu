@@ -7,7 +7,7 @@ namespace cuda_kernels {
 namespace detail {
 namespace {
 
-// Runs run_map's launches on a stream (see CudaReduceExec in stc_reduce.cu).
+// Runs run_map's launches on a stream (see CudaSumExec in stc_sum.cu).
 struct CudaMapExec {
   cudaStream_t stream;
 
@@ -29,7 +29,8 @@ void rescale(const Problem& problem, const scalar_t* x, const acc_t<scalar_t>* g
   detail::CudaMapExec exec{device.stream};
   const scalar_t* const in[2] = {x, identity};
   scalar_t* const out[2] = {y, nullptr};
-  if (identity != nullptr)
+  const bool residual = identity != nullptr;
+  if (residual)
     detail::run_map<scalar_t, detail::RescaleOp<true>>(problem, in, out, g, nullptr,
                                                        device.num_sms, exec);
   else
@@ -45,12 +46,13 @@ void rescale_backward_input(const Problem& problem, const scalar_t* grad_y,
   detail::CudaMapExec exec{device.stream};
   const scalar_t* const in[2] = {grad_y, y};
   scalar_t* const out[2] = {grad_x, grad_identity};
-  if (y != nullptr)
-    detail::run_map<scalar_t, detail::GradInputOp<true>>(problem, in, out, g, grad_s,
-                                                         device.num_sms, exec);
+  const bool residual = y != nullptr;
+  if (residual)
+    detail::run_map<scalar_t, detail::RescaleBackwardInputOp<true>>(problem, in, out, g,
+                                                                    grad_s, device.num_sms, exec);
   else
-    detail::run_map<scalar_t, detail::GradInputOp<false>>(problem, in, out, g, grad_s,
-                                                          device.num_sms, exec);
+    detail::run_map<scalar_t, detail::RescaleBackwardInputOp<false>>(problem, in, out, g,
+                                                                     grad_s, device.num_sms, exec);
 }
 
 #define STC_INSTANTIATE_MAPS(scalar_t)                                                        \

@@ -1,5 +1,5 @@
-// The elementwise passes: rescale (y = x*g or relu(x*g + identity)) and
-// rescale_backward_input (dx = g*dy' + grad_s/(H*W), d_identity = dy').
+// The elementwise passes: rescale (y = x*g, or in the residual form relu(x*g + identity))
+// and rescale_backward_input (dx = g*dy' + grad_s/(H*W), d_identity = dy').
 //
 // Memory traffic, one pass: rescale reads X (and the identity) once and writes Y once;
 // rescale_backward_input reads dY (and Y, for the ReLU mask) once and writes dX (and
@@ -18,8 +18,10 @@
 // is 16-byte aligned (a run-time flag: the kernel has the scalar path anyway, for the
 // partial pack), scalar ones otherwise, with the same indices.
 //
-// To validate on a GPU (issue 9): against float64 for both layouts, H*W and C not multiples
-// of kPack, numel not a multiple of kPack, misaligned views; compute-sanitizer memcheck.
+// What only a GPU can check: results against float64 for both layouts, H*W and C not
+// multiples of kPack, numel not a multiple of kPack, misaligned views
+// (tests/ops/test_cuda_gpu.py); out-of-bounds accesses (compute-sanitizer memcheck, not part
+// of the test suite). Without a GPU, testing/emulate.cu runs the per-thread code on the CPU.
 #pragma once
 
 #include "stc_device.cuh"
@@ -28,7 +30,7 @@ namespace stc_ext {
 namespace cuda_kernels {
 namespace detail {
 
-// rescale: inputs x (, identity); output y.
+// rescale: inputs x (, identity in the residual form); output y.
 template <bool kResidual>
 struct RescaleOp {
   static constexpr int kInputs = kResidual ? 2 : 1;
@@ -45,9 +47,10 @@ struct RescaleOp {
   }
 };
 
-// rescale_backward_input: inputs grad_y (, y); outputs grad_x (, grad_identity).
+// rescale_backward_input: inputs grad_y (, y); outputs grad_x (, grad_identity): the
+// residual form's extras in parentheses.
 template <bool kResidual>
-struct GradInputOp {
+struct RescaleBackwardInputOp {
   static constexpr int kInputs = kResidual ? 2 : 1;
   static constexpr int kOutputs = kResidual ? 2 : 1;
   static constexpr bool kUsesGradS = true;

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from ..validation import check_int
 from .dataset import SkippedVideo, VideoClipDataset
 
 __all__ = ["ClipBatch", "ClipLoader", "VideoBatch", "average_clip_scores", "collate_clips"]
@@ -136,8 +137,7 @@ class ClipLoader:
         sampler: Sampler | None = None,
         **kwargs: Any,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"ClipLoader: batch_size must be positive, got {batch_size}")
+        check_int("ClipLoader", "batch_size", batch_size)
         train = getattr(dataset, "mode", "train") == "train"
         self.dataset = dataset
         self.loader = DataLoader(

@@ -15,6 +15,8 @@ import math
 import numpy as np
 import torch
 
+from ..validation import check_int
+
 __all__ = [
     "center_clip_indices",
     "check_clip_args",
@@ -26,9 +28,8 @@ __all__ = [
 
 def check_clip_args(frames: int, stride: int, where: str = "clip sampling") -> None:
     """Raise ``ValueError`` unless ``frames`` and ``stride`` are positive integers."""
-    for name, value in (("frames", frames), ("stride", stride)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{where}: {name} must be a positive integer, got {value!r}")
+    check_int(where, "frames", frames)
+    check_int(where, "stride", stride)
 
 
 def _check_num_frames(num_frames: int) -> None:

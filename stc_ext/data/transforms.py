@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..validation import check_int
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -70,8 +72,7 @@ def resize_short_side(
         ``uint8 (..., H', W', 3)`` with ``min(H', W') == size`` (bilinear, antialiased).
     """
     _check_clip(video, "resize_short_side")
-    if size < 1:
-        raise ValueError(f"resize_short_side: size must be positive, got {size}")
+    check_int("resize_short_side", "size", size)
     h, w = video.shape[-3], video.shape[-2]
     short = min(h, w)
     if short == size or (only_upscale and short >= size):
@@ -161,8 +162,8 @@ def normalize(
 
 
 def _check_sizes(where: str, short_side: int, crop_size: int) -> None:
-    if crop_size < 1 or short_side < 1:
-        raise ValueError(f"{where}: short_side and crop must be positive")
+    check_int(where, "short_side", short_side)
+    check_int(where, "crop", crop_size)
     if crop_size > short_side:
         raise ValueError(f"{where}: crop ({crop_size}) must not exceed short_side ({short_side})")
 

@@ -12,11 +12,18 @@ Layout, following Hara et al.'s 3D-ResNets-PyTorch so that its checkpoints load 
   B (``downsample.0`` 1x1x1 conv + ``downsample.1`` BN);
 * global average pool -> optional dropout -> ``fc``.
 
-STC variants add an ``STCBlock`` (``stc``) to every residual block, applied to the residual
+STC variants add an ``STCBlock`` (``stc``) to residual blocks, applied to the residual
 branch before the addition in the fused form ``relu(stc(branch) + identity)`` (paper §3.1,
-Table 1). Its SCB bottleneck has T*C inputs, so each block needs the exact temporal length
-T of its stage; ``stage_frames`` computes it from the clip length with the same output-size
-formula the convolutions and the pool apply.
+Table 1). Which blocks get one is the ``placement`` (see :data:`PLACEMENTS`): the paper says
+both "the STC block is inserted after each residual block" (§1) and "our 3D architecture has
+4 3D-convolution blocks with an STC block" (§3.2). ``"block"`` (the default, and what
+checkpoints without a placement hold) puts one in every residual block; ``"stage"`` one in
+the last residual block of each of the four stages, in that block's residual branch like the
+others. The SCB's first FC is (T*C) x (T*C/r), so the placement decides most of the cost:
+STC-ResNeXt-101 at 16 frames has +70M parameters with "block", far fewer with "stage"
+(python/param_table.py prints the table). Its SCB bottleneck has T*C inputs, so each block
+needs the exact temporal length T of its stage; ``stage_frames`` computes it from the clip
+length with the same output-size formula the convolutions and the pool apply.
 
 Units are conv -> BN -> ReLU as in Hara et al. (whose checkpoints depend on it), although
 the caption of the paper's Table 1 speaks of BN-ReLU-Conv.
@@ -24,7 +31,7 @@ the caption of the paper's Table 1 speaks of BN-ReLU-Conv.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +45,9 @@ RESNET_WIDTHS = (64, 128, 256, 512)
 RESNEXT_WIDTHS = (128, 256, 512, 1024)
 SHORTCUT_TYPES = ("A", "B")
 TEMPORAL_PADDINGS = ("zeros", "replicate")
+#: Where STC blocks go: in every residual block ("block", the default) or in the last
+#: residual block of each stage ("stage").
+PLACEMENTS = ("block", "stage")
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -75,11 +85,63 @@ def stage_spatial_sizes(size: int) -> tuple[int, int, int, int]:
 
 @dataclass(frozen=True)
 class STCConfig:
-    """What every ``STCBlock`` of a model is built with (see ``stc_ext.STCBlock``)."""
+    """What the ``STCBlock``s of a model are built with (see ``stc_ext.STCBlock``) and which
+    residual blocks get one (``placement``, one of :data:`PLACEMENTS`)."""
 
     branches: str = "stc"
     reduction: int = 4
     backend: str = "auto"
+    placement: str = "block"
+
+    def __post_init__(self) -> None:
+        check_placement(self.placement)
+
+
+def check_placement(placement: str) -> None:
+    """Raise ``ValueError`` unless ``placement`` is one of :data:`PLACEMENTS`."""
+    if placement not in PLACEMENTS:
+        raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
+
+
+def has_stc(placement: str, index: int, blocks_in_stage: int) -> bool:
+    """Whether residual block ``index`` (0-based) of a stage of ``blocks_in_stage`` blocks
+    gets an STC block under ``placement``."""
+    check_placement(placement)
+    return placement == "block" or index == blocks_in_stage - 1
+
+
+def stc_block_layout(keys: Iterable[str]) -> dict[str, tuple[int, list[int]]]:
+    """Per stage of a ResNet3D state_dict (``"layer1"`` ..): (residual blocks, indices of those
+    with an STC block), read from the keys (``layerS.I.stc.*``)."""
+    blocks: dict[str, set[int]] = {}
+    with_stc: dict[str, set[int]] = {}
+    for key in keys:
+        parts = key.split(".")
+        if len(parts) < 3 or not parts[0].startswith("layer") or not parts[1].isdigit():
+            continue
+        blocks.setdefault(parts[0], set()).add(int(parts[1]))
+        if parts[2] == "stc":
+            with_stc.setdefault(parts[0], set()).add(int(parts[1]))
+    return {
+        stage: (len(indices), sorted(with_stc.get(stage, ())))
+        for stage, indices in sorted(blocks.items())
+    }
+
+
+def infer_placement(keys: Iterable[str]) -> str | None:
+    """The placement a ResNet3D state_dict's keys show: "block", "stage", or None (no STC
+    blocks, or another layout). With one residual block per stage both placements are the
+    same network; it is reported as "block"."""
+    layout = stc_block_layout(keys)
+    if not any(stc for _, stc in layout.values()):
+        return None
+    for placement in PLACEMENTS:
+        if all(
+            stc == [i for i in range(count) if has_stc(placement, i, count)]
+            for count, stc in layout.values()
+        ):
+            return placement
+    return None
 
 
 class TimeReplicateConv3d(nn.Conv3d):
@@ -260,7 +322,8 @@ class ResNet3D(nn.Module):
         widths: base width of each stage (64/128/256/512; ResNeXt 128/256/512/1024).
         cardinality: groups of the 3x3x3 conv in bottlenecks; > 1 makes it ResNeXt
             (expansion 2).
-        stc: ``STCConfig`` to add an ``STCBlock`` to every residual block, or None.
+        stc: ``STCConfig`` to add ``STCBlock``s (to the residual blocks its ``placement``
+            names), or None.
         dropout: dropout probability before ``fc``.
         temporal_padding: "zeros" (Hara et al.) or "replicate" (see ``TimeReplicateConv3d``).
         in_channels: input channels (3 for RGB).
@@ -317,6 +380,7 @@ class ResNet3D(nn.Module):
         self.frames, self.size, self.num_classes = frames, size, num_classes
         self.shortcut_type, self.cardinality = shortcut_type, cardinality
         self.stc_config = stc
+        self.stc_placement = stc.placement if stc is not None else None
         self.stage_frames = stage_frames(frames)
         expansion = 1 if block is BasicBlock3D else Bottleneck3D.expansion_for(cardinality)
 
@@ -333,7 +397,7 @@ class ResNet3D(nn.Module):
             blocks = []
             for i in range(count):
                 stc_block = None
-                if stc is not None:
+                if stc is not None and has_stc(stc.placement, i, count):
                     stc_block = STCBlock(
                         out_channels,
                         t,
@@ -472,12 +536,13 @@ def stc_resnet3d(
     branches: str = "stc",
     reduction: int = 4,
     backend: str = "auto",
+    placement: str = "block",
     **kwargs,
 ) -> ResNet3D:
-    """STC-ResNet-``depth``: ``resnet3d`` with an ``STCBlock`` in every residual block."""
-    return resnet3d(
-        depth, num_classes, frames, size, stc=STCConfig(branches, reduction, backend), **kwargs
-    )
+    """STC-ResNet-``depth``: ``resnet3d`` with ``STCBlock``s in every residual block
+    (``placement="block"``) or in the last one of each stage (``"stage"``)."""
+    stc = STCConfig(branches, reduction, backend, placement)
+    return resnet3d(depth, num_classes, frames, size, stc=stc, **kwargs)
 
 
 def stc_resnext3d(
@@ -489,9 +554,10 @@ def stc_resnext3d(
     branches: str = "stc",
     reduction: int = 4,
     backend: str = "auto",
+    placement: str = "block",
     **kwargs,
 ) -> ResNet3D:
-    """STC-ResNeXt-``depth``: ``resnext3d`` with an ``STCBlock`` in every residual block."""
-    return resnext3d(
-        depth, num_classes, frames, size, stc=STCConfig(branches, reduction, backend), **kwargs
-    )
+    """STC-ResNeXt-``depth``: ``resnext3d`` with ``STCBlock``s in every residual block
+    (``placement="block"``) or in the last one of each stage (``"stage"``)."""
+    stc = STCConfig(branches, reduction, backend, placement)
+    return resnext3d(depth, num_classes, frames, size, stc=stc, **kwargs)

@@ -1,4 +1,9 @@
-"""Validation of the STC op's arguments, done once at the public entry point."""
+"""Validation of the STC op's arguments: the contract, checked once at the public entry point.
+
+Every backend may assume what ``check_inputs`` guarantees. The kernel ops re-check only what
+their memory accesses rely on, as short internal assertions (csrc/stc_common.h,
+stc_ext/ops/triton/ops.py); the errors users see, naming their arguments, come from here.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ def check_inputs(x: Tensor, params: STCParams, identity: Tensor | None, caller: 
 
     Checks x is a non-empty 5-D floating tensor whose C and T match the weights, that
     identity (if any) matches x in shape, dtype and device, and that every weight has
-    the shape the bottleneck needs and lives on x's device.
+    the shape its branch's MLP needs and lives on x's device.
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"{caller}: x must be a torch.Tensor, got {type(x).__name__}")
@@ -41,7 +46,7 @@ def check_inputs(x: Tensor, params: STCParams, identity: Tensor | None, caller: 
             raise ValueError(
                 f"{caller}: x must have {channels} channels (dim 1), got shape {_shape(x)}"
             )
-        _check_bottleneck(params.tcb, "tcb", c, c, x, caller)
+        _check_branch_weights(params.tcb, "tcb", c, c, x, caller)
     if params.scb is not None:
         in_features = params.scb[0].shape[1]
         if c * t != in_features:
@@ -49,7 +54,7 @@ def check_inputs(x: Tensor, params: STCParams, identity: Tensor | None, caller: 
             if params.tcb is None and in_features % c == 0:
                 expected = f"T = {in_features // c} frames (dim 2)"
             raise ValueError(f"{caller}: x must have {expected}, got shape {_shape(x)}")
-        _check_bottleneck(params.scb, "scb", c * t, c, x, caller)
+        _check_branch_weights(params.scb, "scb", c * t, c, x, caller)
     if identity is not None:
         if not isinstance(identity, Tensor):
             raise TypeError(f"{caller}: identity must be a torch.Tensor or None")
@@ -67,7 +72,7 @@ def check_inputs(x: Tensor, params: STCParams, identity: Tensor | None, caller: 
             )
 
 
-def _check_bottleneck(
+def _check_branch_weights(
     weights: tuple[Tensor, ...],
     branch: str,
     in_features: int,

@@ -1,4 +1,4 @@
-"""The gate: both bottleneck MLPs on the pooled map, forward and hand-written backward.
+"""The gate: both branches' MLPs on the pooled map, forward and hand-written backward.
 
 Shared by every kernel backend. The kernels only move the big tensors (pool, rescale
 and their backward passes); this tiny part runs as ordinary ATen ops in the
@@ -17,14 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .params import Bottleneck, STCParams
+from .params import BranchWeights, STCParams
 
 
-def _cast(weights: Bottleneck, dtype: torch.dtype) -> Bottleneck:
+def _cast(weights: BranchWeights, dtype: torch.dtype) -> BranchWeights:
     return tuple(w.to(dtype) for w in weights)  # type: ignore[return-value]
 
 
-def _branches(params: STCParams) -> list[tuple[int, Bottleneck]]:
+def _branches(params: STCParams) -> list[tuple[int, BranchWeights]]:
     """(index, weights) of the present branches: 0 for TCB, 1 for SCB."""
     return [(i, w) for i, w in enumerate((params.tcb, params.scb)) if w is not None]
 

@@ -4,7 +4,8 @@ Compiles the same sources with the same flags as setup.py (both read
 ``stc_ext/_extension_sources.py``) through ``torch.utils.cpp_extension.load`` and ninja,
 and loads the result as a plain library: importing it runs the ``TORCH_LIBRARY``
 registrations, exactly as importing ``stc_ext._C`` does. Nothing here runs unless asked
-for: ``STC_EXT_JIT=1`` at import, or ``stc_ext.ops.native.jit_build()``.
+for: ``STC_EXT_JIT=1`` when the extension is first needed (``stc_ext.ops.native.load``), or
+``stc_ext.ops.native.jit_build()``.
 
 The build directory is keyed by the torch version, Python version, CUDA or CPU, and a hash
 of the sources and flags, because torch's own JIT cache is keyed by none of the first three

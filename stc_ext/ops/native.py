@@ -1,8 +1,12 @@
-"""The compiled extension (csrc/): loads it, gives its ops fake kernels, registers it
-as the "cpu" backend and, where it was built with CUDA kernels, the "cuda" backend.
+"""The compiled extension (csrc/): loading it on first use, and the fake kernels of its ops.
 
-Where ``stc_ext._C`` was not built, ``STC_EXT_JIT=1`` (or calling ``jit_build()``)
-compiles the sources on first use instead (stc_ext/ops/jit.py); import never fails.
+``load()`` imports ``stc_ext._C``; importing it runs csrc's ``TORCH_LIBRARY``
+registrations, which define ``torch.ops.stc_ext.{pool, rescale, rescale_backward_sums,
+rescale_backward_input}``. Where ``stc_ext._C`` was not built, ``STC_EXT_JIT=1`` (read on
+each call while the extension is missing) or ``jit_build()`` compiles the same sources
+instead (stc_ext/ops/jit.py). Once the ops exist, ``load()`` registers their fake kernels
+here: torch accepts a fake kernel only for an op that already exists. Nothing here raises
+when the extension is missing; ``load()`` says why.
 """
 
 from __future__ import annotations
@@ -14,27 +18,52 @@ import warnings
 import torch
 from torch import Tensor
 
-from .dispatch import Backend, Kernels, register_backend
 from .layout import empty_output, empty_statistic
 
-_import_error: ImportError | None = None
-try:
-    from stc_ext import _C  # noqa: F401  (importing it registers the ops)
-except ImportError as error:  # not built; a broken build still shows through the warning
-    _import_error = error
+_loaded = False
+_import_error: ImportError | None = None  # why importing stc_ext._C failed
+_jit_error: Exception | None = None  # why the JIT build failed (tried once per process)
 
 
-_jit_error: Exception | None = None
+def load() -> str | None:
+    """Loads the extension if it is not loaded yet: None once loaded, else the reason why not.
+
+    Imports ``stc_ext._C`` (tried once per process); if that fails and ``STC_EXT_JIT=1``,
+    builds it just in time (also tried once; a failure warns).
+    """
+    global _jit_error
+    if _loaded:
+        return None
+    if _import_error is None:
+        _import_built_extension()
+        if _loaded:
+            return None
+    if _jit_error is None and os.environ.get("STC_EXT_JIT", "0") == "1":
+        try:
+            jit_build()
+        except (OSError, RuntimeError, ImportError, subprocess.SubprocessError) as error:
+            _jit_error = error
+            summary = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            warnings.warn(
+                f"stc_ext: STC_EXT_JIT=1 but the JIT build of the extension failed ({summary}); "
+                "the fused kernels are unavailable (native.unavailable_reason() has the details)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return unavailable_reason()
 
 
 def is_loaded() -> bool:
-    return _import_error is None
+    """Is the extension loaded (loading it now if it was not tried yet)?"""
+    return load() is None
 
 
 def unavailable_reason() -> str | None:
     """Why the extension could not be loaded, or None when it is loaded."""
-    if _import_error is None:
+    if _loaded:
         return None
+    if _import_error is None:
+        return load()
     reason = f"the stc_ext._C extension could not be imported: {_import_error}"
     if _jit_error is not None:
         reason += f"; its JIT build failed: {_jit_error}"
@@ -42,28 +71,52 @@ def unavailable_reason() -> str | None:
 
 
 def jit_build(root: str | os.PathLike | None = None, verbose: bool = False) -> None:
-    """Compile the extension now with ``torch.utils.cpp_extension.load`` (ninja), load it
-    and register its backends: for installs that did not build ``stc_ext._C``. A no-op
-    when the extension is already loaded. ``root``: see ``jit.build_directory``.
+    """Compiles the extension now with ``torch.utils.cpp_extension.load`` (ninja) and loads
+    it: for installs that did not build ``stc_ext._C``. A no-op when the extension is
+    already loaded. ``root``: see ``jit.build_directory``.
 
     Raises:
         FileNotFoundError, RuntimeError: as ``stc_ext.ops.jit.build``.
     """
-    global _import_error, _jit_error
-    if is_loaded():
+    global _jit_error
+    if _loaded:
         return
+    if _import_error is None:
+        _import_built_extension()
+        if _loaded:
+            return
     from .jit import build
 
     build(root=root, verbose=verbose)
-    _import_error = _jit_error = None
-    _register()
+    _jit_error = None
+    _on_loaded()
 
 
-def _has_cuda_kernels() -> bool:
+def has_cuda_kernels() -> bool:
+    """Was the loaded extension built with its CUDA kernels?"""
     return torch._C._dispatch_has_kernel_for_dispatch_key("stc_ext::pool", "CUDA")
 
 
+def _import_built_extension() -> None:
+    global _import_error
+    try:
+        from stc_ext import _C  # noqa: F401  (importing it defines the ops)
+    except ImportError as error:  # not built; a broken build still shows through the reason
+        _import_error = error
+    else:
+        _on_loaded()
+
+
+def _on_loaded() -> None:
+    global _loaded
+    _register_fake_kernels()
+    _loaded = True
+
+
 def _register_fake_kernels() -> None:
+    """Fake kernels of the four ops: shapes, dtypes and strides as the real kernels give them
+    (stc_ext/ops/layout.py), for torch.compile and fake-tensor tracing."""
+
     @torch.library.register_fake("stc_ext::pool")
     def _pool(x: Tensor) -> Tensor:
         return empty_statistic(x)
@@ -73,47 +126,12 @@ def _register_fake_kernels() -> None:
         return empty_output(x)
 
     @torch.library.register_fake("stc_ext::rescale_backward_sums")
-    def _sums(grad_y: Tensor, x: Tensor, y: Tensor | None) -> Tensor:
+    def _rescale_backward_sums(grad_y: Tensor, x: Tensor, y: Tensor | None) -> Tensor:
         return empty_statistic(x)
 
     @torch.library.register_fake("stc_ext::rescale_backward_input")
-    def _input(
+    def _rescale_backward_input(
         grad_y: Tensor, g: Tensor, grad_s: Tensor, y: Tensor | None
     ) -> tuple[Tensor, Tensor]:
         grad_identity = empty_output(grad_y) if y is not None else grad_y.new_empty((0,))
         return empty_output(grad_y), grad_identity
-
-
-def _register() -> None:
-    _register_fake_kernels()
-    native = Kernels(
-        pool=torch.ops.stc_ext.pool.default,
-        rescale=torch.ops.stc_ext.rescale.default,
-        backward_sums=torch.ops.stc_ext.rescale_backward_sums.default,
-        backward_input=torch.ops.stc_ext.rescale_backward_input.default,
-    )
-    register_backend(Backend("cpu", native, supports=lambda d: d.type == "cpu"))
-    if _has_cuda_kernels():
-        register_backend(
-            Backend(
-                "cuda",
-                native,
-                supports=lambda d: d.type == "cuda" and torch.cuda.is_available(),
-            )
-        )
-
-
-if is_loaded():
-    _register()
-elif os.environ.get("STC_EXT_JIT", "0") == "1":
-    try:
-        jit_build()
-    except (OSError, RuntimeError, ImportError, subprocess.SubprocessError) as error:
-        _jit_error = error
-        summary = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        warnings.warn(
-            f"stc_ext: STC_EXT_JIT=1 but the JIT build of the extension failed ({summary}); "
-            "the fused kernels are unavailable (native.unavailable_reason() has the details)",
-            RuntimeWarning,
-            stacklevel=2,
-        )

@@ -6,8 +6,8 @@ from typing import NamedTuple
 
 from torch import Tensor
 
-# (fc1.weight, fc1.bias, fc2.weight, fc2.bias) of one bottleneck.
-Bottleneck = tuple[Tensor, Tensor, Tensor, Tensor]
+# (fc1.weight, fc1.bias, fc2.weight, fc2.bias) of one branch's MLP (stc_ext.nn.BranchMLP).
+BranchWeights = tuple[Tensor, Tensor, Tensor, Tensor]
 
 
 class STCParams(NamedTuple):
@@ -17,8 +17,8 @@ class STCParams(NamedTuple):
     scb: fc1 (T*C/r, T*C), fc1 bias (T*C/r,), fc2 (C, T*C/r), fc2 bias (C,).
     """
 
-    tcb: Bottleneck | None
-    scb: Bottleneck | None
+    tcb: BranchWeights | None
+    scb: BranchWeights | None
 
     def flat(self) -> list[Tensor | None]:
         """The eight tensors in the op schema's order, ``None`` for an absent branch."""

@@ -14,8 +14,8 @@ from torch import Tensor
 from .params import STCParams
 
 
-def _bottleneck(z: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
-    """FC -> ReLU -> FC -> sigmoid, the squeeze-and-excitation bottleneck."""
+def _branch_mlp(z: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
+    """A branch's MLP: FC -> ReLU -> FC -> sigmoid, as in squeeze-and-excitation."""
     return torch.sigmoid(F.linear(F.relu(F.linear(z, w1, b1)), w2, b2))
 
 
@@ -29,8 +29,8 @@ def stc_reference(
 
     Args:
         x: (N, C, T, H, W) feature map.
-        params: bottleneck weights of the branches present (see ``STCParams``).
-        identity: optional (N, C, T, H, W) shortcut; when given the residual unit
+        params: MLP weights of the branches present (see ``STCParams``).
+        identity: optional (N, C, T, H, W) shortcut; when given, the residual form
             ``relu(stc(x) + identity)`` is returned.
         compute_dtype: dtype of the arithmetic; by default float32 for float16/bfloat16
             inputs and x's dtype otherwise. Tests pass x's own dtype to measure how
@@ -46,11 +46,11 @@ def stc_reference(
     branch_outputs = []
     if params.tcb is not None:
         z_tcb = xf.mean(dim=(2, 3, 4))  # eq. (1): (N, C)
-        s_tcb = _bottleneck(z_tcb, *(p.to(xf.dtype) for p in params.tcb))  # eq. (2)
+        s_tcb = _branch_mlp(z_tcb, *(p.to(xf.dtype) for p in params.tcb))  # eq. (2)
         branch_outputs.append(s_tcb.view(n, c, 1, 1, 1) * xf)  # eq. (3)
     if params.scb is not None:
         z_scb = xf.mean(dim=(3, 4)).reshape(n, c * t)  # eq. (4): index c*T + t
-        s_scb = _bottleneck(z_scb, *(p.to(xf.dtype) for p in params.scb))  # eq. (5)
+        s_scb = _branch_mlp(z_scb, *(p.to(xf.dtype) for p in params.scb))  # eq. (5)
         branch_outputs.append(s_scb.view(n, c, 1, 1, 1) * xf)  # eq. (6)
     out = sum(branch_outputs) / len(branch_outputs)  # eq. (7): avg(x_tcb, x_scb)
     if identity is not None:

@@ -1,19 +1,25 @@
-"""Checkpoints: atomic writes, loading, RNG state capture, and initialising from weights.
+"""Checkpoints: the format, loading, RNG state capture, and initialising from weights.
 
 A training checkpoint is a dict of plain types and tensors (loadable with
 ``torch.load(weights_only=True)``)::
 
     format      CHECKPOINT_FORMAT
-    model       the unwrapped model's state_dict (no ``module.``/``_orig_mod.`` prefixes)
+    task        the task that made it ("classify": stc train, "transfer": stc transfer)
+    model       the task's model state (no ``module.``/``_orig_mod.`` prefixes)
     optimizer, scheduler, scaler          their state_dicts (scaler: None without fp16)
     epoch       epochs completed, or the epoch in progress when ``batches_done`` > 0
     batches_done  micro-batches of that epoch already consumed (mid-epoch stop)
     step        optimiser steps taken in the whole run
     progress    the interrupted epoch's running sums (loss, correct, clips)
     rng         one entry per rank: torch, CUDA, numpy and python ``random`` states
-    config      the resolved ``TrainConfig`` as a dict
+    config      the resolved run config as a dict
     classes     class names; history: one metrics dict per finished epoch; best: the best
                 epoch's metrics
+    init_model  (optional) the weights another network starts from when this file is given
+                as ``init``, when they are not ``model`` (a transfer run's: its student)
+
+plus what the task adds (a transfer run: the teacher file's SHA-256). Files are written
+atomically (:mod:`.atomic`).
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,15 +35,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import ConfigError
+from .atomic import atomic_save, atomic_write_text
+from .config import ConfigError, upgrade_saved_config
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "atomic_save",
     "atomic_write_text",
     "capture_rng_state",
+    "describe_contents",
     "load_checkpoint",
     "load_init_weights",
+    "read_weights_file",
     "restore_rng_state",
 ]
 
@@ -47,64 +55,53 @@ logger = logging.getLogger("stc_ext.train")
 CHECKPOINT_FORMAT = "stc_ext.train/1"
 
 
-def _fsync_dir(directory: Path) -> None:
+def read_weights_file(path: str | os.PathLike, field: str | None, mmap: bool = False) -> Any:
+    """``models.load_file`` for a file named by config ``field``: its errors as
+    :class:`ConfigError` naming the field and the file."""
+    from ..models.checkpoint import CheckpointFileError, load_file
+
     try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        return load_file(path, mmap=mmap)
+    except CheckpointFileError as exc:
+        raise ConfigError(str(exc), field=field) from None
 
 
-def _atomic_write(path: Path, write: Any) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        # A half-written temporary file must never be mistaken for a checkpoint.
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
+def describe_contents(obj: Any) -> str:
+    """What a loaded file holds, for messages: "a 'stc_ext.transfer.student/1' file", "a
+    state dict of 62 tensors", "a Tensor", ..."""
+    if isinstance(obj, Mapping):
+        if isinstance(obj.get("format"), str):
+            return f"a {obj['format']!r} file"
+        tensors = sum(isinstance(v, torch.Tensor) for v in obj.values())
+        if tensors:
+            return f"a state dict of {tensors} tensors"
+        keys = ", ".join(map(str, list(obj)[:6]))
+        return f"a mapping of {keys}" if keys else "an empty mapping"
+    return f"a {type(obj).__name__}"
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then rename it over ``path``.
+def load_checkpoint(
+    path: str | os.PathLike, field: str | None = None, mmap: bool = False
+) -> dict[str, Any]:
+    """Read a training checkpoint on the CPU (``weights_only=True``) and check its format.
 
-    A reader (or a crash) sees either the old file or the complete new one, never a part.
+    The saved config's old field names are replaced by the current ones. ``field``: the
+    config field that named the file (errors name it); ``mmap``: map the tensors instead of
+    reading them (to look at the config only).
+
+    Raises:
+        ConfigError: the file cannot be read (``models.load_file`` says why) or is not a
+            training checkpoint (the message says what it is).
     """
-    return _atomic_write(Path(path), lambda f: torch.save(obj, f))
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write text atomically (same scheme as ``atomic_save``)."""
-    return _atomic_write(Path(path), lambda f: f.write(text.encode("utf-8")))
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a training checkpoint on the CPU (``weights_only=True``) and check its format."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt/foreign files
-        raise ConfigError(f"{path}: cannot be read as a checkpoint: {exc}") from exc
+    obj = read_weights_file(path, field, mmap)
     if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(
-            f"{path}: not a stc_ext training checkpoint (format {CHECKPOINT_FORMAT!r}); use "
-            "--init to start from other weights"
+            f"{path}: is {describe_contents(obj)}, not a stc_ext training checkpoint (format "
+            f"{CHECKPOINT_FORMAT!r}: a run's last.pt or best.pt); init starts a run from "
+            "other weights",
+            field=field,
         )
+    obj["config"] = upgrade_saved_config(obj["config"])
     return obj
 
 
@@ -156,7 +153,7 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
             )
 
 
-# ---------------------------------------------------------------------------- --init
+# ---------------------------------------------------------------------------- init weights
 
 
 def load_init_weights(
@@ -164,34 +161,39 @@ def load_init_weights(
 ) -> dict[str, list[str]]:
     """Initialise ``model`` from the weights in ``path`` (any checkpoint with a state_dict).
 
-    Accepts this package's training checkpoints, ``stc transfer``'s ``student.pt`` (or its
-    ``last.pt``, whose student is taken), bare state_dicts, kenshohara/3D-ResNets files and
-    other ``{"state_dict"|"model": ...}`` containers (``module.``/``_orig_mod.`` prefixes
-    stripped). The classifier (``fc.``) is left freshly initialised when its shape differs
-    (another class count) or the file has none (a backbone); STC blocks stay fresh when the
-    source has none (a plain 3D ResNet).
+    Accepts this package's training checkpoints (their ``init_model`` when they hold one:
+    ``stc transfer``'s ``last.pt`` gives its student), ``stc transfer``'s ``student.pt``, bare
+    state_dicts, kenshohara/3D-ResNets files and other ``{"state_dict"|"model": ...}``
+    containers (``module.``/``_orig_mod.`` prefixes stripped). The classifier (``fc.``) is
+    left freshly initialised when its shape differs (another class count) or the file has
+    none (a backbone); STC blocks stay fresh when the source has none (a plain 3D ResNet).
 
     Returns:
         ``{"loaded": [...], "reinitialised": [...], "kept_fresh": [...]}`` (model keys).
 
     Raises:
-        ConfigError: the file is missing, or other keys are missing/mis-shaped (``strict``);
-            the message names the frame count when the checkpoint records a different one.
+        ConfigError: (field ``init``) the file is missing, or other keys are missing or
+            mis-shaped (``strict``); the message names the frame count when the checkpoint
+            records a different one.
     """
     from ..models.checkpoint import match_state_dict, read_state_dict
+    from ..models.resnet3d import infer_placement
 
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--init: checkpoint not found: {path}")
+    raw = read_weights_file(path, "init")
+    if isinstance(raw, dict) and raw.get("format") == CHECKPOINT_FORMAT:
+        if "init_model" in raw:
+            raw = {**raw, "model": raw["init_model"]}
+        elif raw.get("task", "classify") != "classify":
+            raise ConfigError(
+                f"{path}: this {raw['task']!r} checkpoint predates checkpoints that carry "
+                "their init weights; use the file its run exported (e.g. student.pt)",
+                field="init",
+            )
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(raw, dict) and raw.get("task") == "transfer":
-            from ..transfer.model import student_init_state
-
-            raw = {**raw, "model": student_init_state(raw["model"])}
         state, _ = read_state_dict(raw)
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise ConfigError(f"--init: {path}: cannot read weights: {exc}") from exc
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path}: {exc}", field="init") from None
     source_frames = None
     if isinstance(raw, dict) and isinstance(raw.get("config"), dict):
         source_frames = raw["config"].get("frames")
@@ -217,24 +219,31 @@ def load_init_weights(
                 f"\nthe checkpoint was trained with frames={source_frames} but this run uses "
                 f"frames={frames}; STC blocks are sized for the clip length"
             )
+        theirs, ours = infer_placement(state), infer_placement(own)
+        if theirs is not None and ours is not None and theirs != ours:
+            hint += (
+                f"\nthe checkpoint's STC blocks are placed per {theirs!r}, this model's per "
+                f"{ours!r}: set placement to {theirs}"
+            )
         raise ConfigError(
-            f"--init {path}: the weights do not match the model:\n{report.problems()}{hint}"
+            f"{path}: the weights do not match the model:\n{report.problems()}{hint}",
+            field="init",
         )
     with torch.no_grad():
         for key, value in loadable.items():
             own[key].copy_(value)
     if ignore:
         logger.info(
-            "--init: classifier re-initialised (checkpoint fc %s, model fc %s)",
+            "init: classifier re-initialised (checkpoint fc %s, model fc %s)",
             tuple(state["fc.weight"].shape),
             tuple(own["fc.weight"].shape),
         )
     if not source_has_fc:
-        logger.info("--init: the checkpoint has no classifier: fc initialised fresh")
+        logger.info("init: the checkpoint has no classifier: fc initialised fresh")
     stc_fresh = [k for k in report.kept_fresh if ".stc." in k]
     if stc_fresh:
         logger.info(
-            "--init: %d STC tensors kept fresh (the checkpoint has no STC blocks)", len(stc_fresh)
+            "init: %d STC tensors kept fresh (the checkpoint has no STC blocks)", len(stc_fresh)
         )
     return {
         "loaded": report.loaded,

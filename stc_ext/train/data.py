@@ -173,12 +173,13 @@ def make_loader(
 # ---------------------------------------------------------------------------- annotations
 
 
-def _require_dir(path: str | None, what: str) -> Path:
+def _require_path(path: str | None, field: str, what: str) -> Path:
+    """``path`` (the value of config ``field``: ``what``), which must exist."""
     if path is None:
-        raise ConfigError(f"{what} is required")
+        raise ConfigError(f"is required ({what})", field=field)
     p = Path(path)
     if not p.exists():
-        raise ConfigError(f"{what} not found: {p}")
+        raise ConfigError(f"{what} not found: {p}", field=field)
     return p
 
 
@@ -199,26 +200,27 @@ def read_annotation(
     Raises:
         ConfigError: a path is missing or the dataset kind is unknown.
     """
-    video_root = _require_dir(root, f"--root ({dataset} videos)")
+    video_root = _require_path(root, "root", f"{dataset} videos")
     if dataset == "synthetic":
         split_dir = Path(annotations) if annotations else video_root / "splits"
         if not split_dir.is_dir():
             raise ConfigError(
-                f"synthetic split folder not found: {split_dir} (write the "
-                "dataset with `stc synth --out ROOT`)"
+                f"synthetic split folder not found: {split_dir} (write the synthetic "
+                "dataset under root first)",
+                field="annotations",
             )
         return read_ucf101(video_root / "videos", split_dir, split, subset)
     if dataset in ("ucf101", "hmdb51"):
-        split_dir = _require_dir(annotations, f"--annotations ({dataset} split folder)")
+        split_dir = _require_path(annotations, "annotations", f"{dataset} split folder")
         reader = read_ucf101 if dataset == "ucf101" else read_hmdb51
         return reader(video_root, split_dir, split, subset)
     if dataset == "kinetics":
-        csv_path = _require_dir(annotations, "--annotations (Kinetics CSV)")
+        csv_path = _require_path(annotations, "annotations", "Kinetics CSV")
         return read_kinetics_csv(csv_path, video_root, None, classes)
     if dataset == "list":
-        list_path = _require_dir(annotations, "--annotations (list file)")
+        list_path = _require_path(annotations, "annotations", "list file")
         return read_list_file(list_path, video_root, classes)
-    raise ConfigError(f"unknown dataset {dataset!r}")
+    raise ConfigError(f"unknown dataset {dataset!r}", field="dataset")
 
 
 def clip_dataset(
@@ -233,7 +235,7 @@ def clip_dataset(
 ) -> VideoClipDataset:
     """A ``VideoClipDataset`` with the paper's transforms at the configured sizes."""
     if size > short_side:
-        raise ConfigError(f"--size {size} must not exceed --short-side {short_side}")
+        raise ConfigError(f"must not exceed short_side, got {size} > {short_side}", field="size")
     transform = (
         TrainTransform(short_side=short_side, crop=size)
         if mode == "train"

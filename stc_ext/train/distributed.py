@@ -1,15 +1,19 @@
-"""Process-group set-up for ``torchrun`` and the few collectives training needs.
+"""Process-group set-up for ``torchrun``, the few collectives training needs, and signals.
 
 ``torchrun --nproc_per_node=K stc train ...`` sets ``RANK``, ``WORLD_SIZE`` and
 ``LOCAL_RANK``; :func:`setup` joins the group (NCCL on CUDA devices, gloo on the CPU) and
 picks the device. Without those variables everything runs as a single process and every
-helper here is a no-op, so the training code has one path.
+helper here is a no-op, so the training code has one path. :class:`StopSignals` turns the
+first Ctrl-C (SIGINT, or the SIGTERM ``torchrun`` forwards) into a stop request.
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import os
+import signal
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,14 +24,18 @@ from .config import ConfigError
 
 __all__ = [
     "DistInfo",
+    "StopSignals",
     "all_gather_objects",
     "all_reduce_",
     "barrier",
     "expected_world_size",
+    "local_world_size",
     "rank_and_world",
     "setup",
     "teardown",
 ]
+
+logger = logging.getLogger("stc_ext.train")
 
 
 @dataclass(frozen=True)
@@ -70,16 +78,18 @@ def _pick_device(request: str, local_rank: int) -> torch.device:
     try:
         device = torch.device(request)
     except RuntimeError:
-        raise ConfigError(f"--device: not a device: {request!r}") from None
+        raise ConfigError(f"not a device: {request!r}", field="device") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"--device {request}: CUDA is not available here (use cpu or auto)")
+            raise ConfigError(
+                f"{request}: CUDA is not available here (use cpu or auto)", field="device"
+            )
         if device.index is None:
             device = torch.device("cuda", local_rank % torch.cuda.device_count())
         elif device.index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {request}: only {torch.cuda.device_count()} GPU(s)")
+            raise ConfigError(f"{request}: only {torch.cuda.device_count()} GPU(s)", field="device")
     elif device.type != "cpu":
-        raise ConfigError(f"--device {request}: only cpu and cuda devices are supported")
+        raise ConfigError(f"{request}: only cpu and cuda devices are supported", field="device")
     return device
 
 
@@ -131,6 +141,11 @@ def expected_world_size() -> int:
     return max(1, _env_int("WORLD_SIZE", 1))
 
 
+def local_world_size() -> int:
+    """How many ranks run on this machine (``torchrun``'s ``LOCAL_WORLD_SIZE``; 1 without)."""
+    return max(1, _env_int("LOCAL_WORLD_SIZE", 1))
+
+
 def rank_and_world() -> tuple[int, int]:
     """(rank, world size) of the default process group, (0, 1) without one."""
     if dist.is_available() and dist.is_initialized():
@@ -158,3 +173,35 @@ def barrier() -> None:
     """Wait for every rank (no-op without a process group)."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
+
+
+class StopSignals:
+    """While active (``with``), the first SIGINT/SIGTERM sets ``requested``; a second aborts.
+
+    Only the main thread can install signal handlers; elsewhere this does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        logger.warning(
+            "%s received: finishing this step and saving a checkpoint "
+            "(press Ctrl-C again to abort without saving)",
+            signal.Signals(signum).name,
+        )
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import atomic_write_text
+from .atomic import atomic_write_text
 
 __all__ = ["MetricLog", "progress_bar", "tensorboard_available"]
 

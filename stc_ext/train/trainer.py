@@ -1,9 +1,21 @@
-"""The training loop: SGD with the paper's defaults, accumulation, AMP, DDP, exact resume.
+"""The training engine: ``Trainer(config, task)`` runs any :class:`~.task.Task`.
 
-``train(config)`` checks the whole configuration (model name, paths, batch arithmetic,
-checkpoint compatibility, ...) before the first step, then trains, validating, logging and
-checkpointing each epoch. A first Ctrl-C (SIGINT, or SIGTERM from ``torchrun``) lets the
-current optimiser step finish, saves ``last.pt`` and returns; a second one aborts.
+The engine owns what every task shares: the batch arithmetic (effective batch = ranks x
+micro-batch x accumulation), samplers and loaders, the optimiser and schedule, AMP,
+``torch.compile``, DDP, Ctrl-C, atomic checkpoints, exact resume and the logs. The task says
+what is trained (:mod:`.task`).
+
+A first Ctrl-C (SIGINT, or SIGTERM from ``torchrun``) lets the current optimiser step finish,
+saves ``last.pt`` and returns; a second one aborts.
+
+Nothing is lost and nothing is silent: a run holds an exclusive lock on its folder
+(:mod:`.lock`); paths are stored absolute; undecodable videos are counted per epoch, listed
+and limited (:mod:`.skips`); a step without any valid sample, a non-finite loss or a
+BatchNorm layer given one value per channel stops the run with a
+:class:`~.errors.TrainingError` before anything is saved from it, so ``last.pt`` and
+``best.pt`` always hold the last good state. A resume applies the settings it is given and
+records them (``overrides`` in the checkpoint and config.json; :mod:`.schedule` says what
+each does to the learning rate); settings that define the network are refused.
 
 Exact resume: a checkpoint taken at an optimiser-step boundary holds everything that decides
 the rest of the run (see :mod:`stc_ext.train.checkpoint`); data order and augmentation are
@@ -14,13 +26,11 @@ computes bit for bit what the uninterrupted run would have.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import logging
 import math
 import os
 import random
-import signal
-import threading
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -32,63 +42,52 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .. import models
-from ..data import UNLABELED, ClipBatch, VideoBatch
+from ..data import VideoBatch
 from . import distributed as tdist
 from .checkpoint import (
     CHECKPOINT_FORMAT,
     atomic_save,
     capture_rng_state,
     load_checkpoint,
-    load_init_weights,
     restore_rng_state,
 )
 from .config import (
+    AMP_DTYPES,
+    OVERRIDES_KEY,
     ConfigError,
     RunConfig,
-    TrainConfig,
-    config_from_dict,
+    absolute_paths,
+    check_checkpoint_task,
+    check_resumable,
+    config_changes,
     config_to_dict,
+    path_fields,
     save_config,
 )
-from .data import (
-    ResumableSampler,
-    SeededDataset,
-    ShardSampler,
-    clip_dataset,
-    make_loader,
-    read_annotation,
-)
+from .data import ResumableSampler, SeededDataset, ShardSampler, make_loader
+from .errors import TrainingError
+from .lock import RunDirLockedError, RunLock, describe_holder
+from .memory import available_memory, estimate_training_memory, format_bytes
 from .metrics import ClipMeter
 from .records import MetricLog, progress_bar
+from .schedule import Schedule
+from .skips import SKIPPED_FILE, SkipLog
+from .task import Task
 
-__all__ = ["TrainResult", "Trainer", "build_model", "resolve_config", "train"]
+__all__ = ["TrainResult", "Trainer"]
 
 logger = logging.getLogger("stc_ext.train")
 
-# Fields that define the network (and the optimiser's state): a checkpoint cannot be resumed
-# under other values.
-MODEL_FIELDS = (
-    "model",
-    "frames",
-    "size",
-    "branches",
-    "reduction",
-    "widths",
-    "shortcut",
-    "dropout",
-    "optimizer",
-)
-# Fields that decide which samples each step sees: changing them is refused mid-epoch and
-# warned about at an epoch boundary (the run then differs from an uninterrupted one).
-SCHEDULE_FIELDS = ("dataset", "split", "stride", "short_side", "batch_size", "seed", "amp")
-
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+#: Above this share of an epoch's training time spent waiting for the loader, the epoch's log
+#: line is followed by a warning that decoding, not the network, sets the speed.
+DATA_BOUND_SHARE = 0.5
+#: The per-epoch log fields that measure time (they differ between otherwise identical runs).
+TIMING_FIELDS = ("seconds", "clips_per_s", "data_wait_s", "compute_s")
 
 
 @dataclass
 class TrainResult:
-    """What a ``train`` (or ``transfer``) call did (the same on every rank)."""
+    """What a training run did (the same on every rank)."""
 
     out_dir: Path
     config: RunConfig
@@ -106,175 +105,29 @@ class TrainResult:
     best_checkpoint: Path | None = None
     curves_png: Path | None = None
     init_report: dict[str, list[str]] | None = field(default=None, repr=False)
-    task: str = "classify"  # or "transfer" (stc_ext.transfer)
-    exported: Path | None = None  # transfer: the student initialisation (student.pt)
+    task: str = "classify"  # the task's name ("transfer": stc_ext.transfer)
+    exported: Path | None = None  # what the task exported (transfer: student.pt)
     description: str = ""  # one line: model, data, clip shape
+    skipped: dict[str, int] = field(default_factory=dict)  # distinct undecodable videos
+    skipped_file: Path | None = None  # OUT_DIR/skipped.tsv, when any video was skipped
+    overrides: list[dict[str, Any]] = field(default_factory=list)  # what resumes changed
 
 
-# ---------------------------------------------------------------------------- model
-
-
-def build_model(
-    config: Mapping[str, Any], num_classes: int, backend: str | None = None
-) -> nn.Module:
-    """Build the network a (train) config describes, for ``num_classes`` classes."""
-    name = config["model"]
-    kwargs: dict[str, Any] = {"dropout": config.get("dropout", 0.0)}
-    if config.get("widths"):
-        kwargs["widths"] = tuple(config["widths"])
-    if config.get("shortcut"):
-        kwargs["shortcut_type"] = config["shortcut"]
-    if name.startswith("stc_"):
-        kwargs.update(
-            branches=config.get("branches", "stc"),
-            reduction=config.get("reduction", 4),
-            backend=backend or config.get("backend", "auto"),
-        )
-    try:
-        return models.build(
-            name, num_classes, frames=config["frames"], size=config["size"], **kwargs
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-
-
-def check_model_name(name: str) -> None:
-    """Raise ``ConfigError`` with suggestions when ``name`` is not a registered model."""
-    known = models.list_models()
-    if name not in known:
-        close = difflib.get_close_matches(name, known, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ConfigError(
-            f"unknown model {name!r}{hint} (stc_ext.models.list_models() has {', '.join(known)})"
-        )
-
-
-def _check_static(cfg: RunConfig) -> None:
-    """Checks of the shared fields that need neither files nor devices."""
-    check_model_name(cfg.model)
-    positive = {
-        "frames": cfg.frames,
-        "stride": cfg.stride,
-        "size": cfg.size,
-        "short_side": cfg.short_side,
-        "epochs": cfg.epochs,
-        "batch_size": cfg.batch_size,
-        "reduction": cfg.reduction,
-    }
-    if cfg.micro_batch_size is not None:
-        positive["micro_batch_size"] = cfg.micro_batch_size
-    for name, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
-    if cfg.size > cfg.short_side:
-        raise ConfigError(f"--size {cfg.size} must not exceed --short-side {cfg.short_side}")
-    if cfg.lr <= 0:
-        raise ConfigError(f"--lr must be positive, got {cfg.lr}")
-    if cfg.optimizer == "sgd" and cfg.nesterov and cfg.momentum <= 0:
-        raise ConfigError("--nesterov needs a positive --momentum (or pass --no-nesterov)")
-    if cfg.weight_decay < 0 or cfg.momentum < 0:
-        raise ConfigError("--weight-decay and --momentum must not be negative")
-    if not 0 < cfg.lr_factor < 1:
-        raise ConfigError(f"--lr-factor must be in (0, 1), got {cfg.lr_factor}")
-    if cfg.workers < 0 or cfg.val_every < 0 or cfg.patience < 0 or cfg.lr_step < 1:
-        raise ConfigError("--workers, --val-every and --patience must be >= 0, --lr-step >= 1")
-    if cfg.grad_clip is not None and cfg.grad_clip <= 0:
-        raise ConfigError(f"--grad-clip must be positive, got {cfg.grad_clip}")
-    if not 0 <= cfg.label_smoothing < 1:
-        raise ConfigError(f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}")
-    if not cfg.model.startswith("stc_") and (cfg.branches != "stc" or cfg.reduction != 4):
-        raise ConfigError(
-            f"{cfg.model} has no STC blocks: --branches/--reduction need an "
-            f"stc_ model (e.g. stc_{cfg.model})"
-        )
-    if cfg.widths is not None and (len(cfg.widths) != 4 or min(cfg.widths) < 1):
-        raise ConfigError(f"--widths needs 4 positive integers, got {cfg.widths}")
-
-
-def _check_resume(
-    saved: Mapping[str, Any],
-    cfg: RunConfig,
-    mid_epoch: bool,
-    world_size: int,
-    saved_world: int,
-    micro: int,
-    saved_micro: int,
-    model_fields: tuple[str, ...],
-    schedule_fields: tuple[str, ...],
-) -> None:
-    defaults = config_to_dict(type(cfg)())
-    saved = {**defaults, **saved}  # keys a checkpoint lacks had their default then
-    changed = [f for f in model_fields if saved[f] != getattr(cfg, f)]
-    if changed:
-        details = ", ".join(
-            f"{f}: checkpoint {saved[f]!r} vs now {getattr(cfg, f)!r}" for f in changed
-        )
-        raise ConfigError(
-            f"--resume {cfg.resume}: the checkpoint was made for another model "
-            f"or optimiser ({details}); drop those flags to resume it as it was"
-        )
-    schedule = [f for f in schedule_fields if saved[f] != getattr(cfg, f)]
-    if world_size != saved_world:
-        schedule.append(f"world size {saved_world} -> {world_size}")
-    if micro != saved_micro:
-        schedule.append(f"micro-batch {saved_micro} -> {micro}")
-    if schedule and mid_epoch:
-        raise ConfigError(
-            f"--resume {cfg.resume}: the checkpoint was taken mid-epoch; it can "
-            f"only continue with the same {', '.join(schedule)}"
-        )
-    if schedule:
-        logger.warning(
-            "resuming with changed %s: the run will differ from an uninterrupted one",
-            ", ".join(schedule),
-        )
-
-
-RUN_FILES = ("last.pt", "best.pt", "config.json", "metrics.csv", "metrics.jsonl", "curves.png")
-
-
-def _clear_run(out_dir: Path) -> None:
-    """Remove a previous run's files (--overwrite), so none of them outlives the new run."""
-    import shutil
-
-    for name in RUN_FILES:
-        (out_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(out_dir / "tensorboard", ignore_errors=True)
-
-
-# ---------------------------------------------------------------------------- Ctrl-C
-
-
-class StopSignals:
-    """While active, the first SIGINT/SIGTERM sets ``requested``; a second one aborts."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        logger.warning(
-            "%s received: finishing this step and saving a checkpoint "
-            "(press Ctrl-C again to abort without saving)",
-            signal.Signals(signum).name,
-        )
-
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-        self._previous.clear()
-
-
-# ---------------------------------------------------------------------------- trainer
+#: A run's files in OUT_DIR besides the task's export; ``overwrite`` removes them all.
+RUN_FILES = (
+    "last.pt",
+    "best.pt",
+    "config.json",
+    "metrics.csv",
+    "metrics.jsonl",
+    "curves.png",
+    SKIPPED_FILE,
+)
+#: Config fields a resume may change without them being recorded as overrides: where the
+#: run's files go and how fast it runs, not what it computes.
+_NOT_OVERRIDES = ("resume", "overwrite", "out_dir", "progress", "tensorboard", "workers", "threads")
+#: torch's message when BatchNorm gets one value per channel in training mode.
+_BATCHNORM_SINGLE = "Expected more than 1 value per channel"
 
 
 def _seed_everything(seed: int) -> None:
@@ -283,45 +136,51 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class Trainer:
-    """One training run. ``setup()`` validates and builds everything; ``fit()`` trains.
+def _weights_channels_last(model: nn.Module) -> None:
+    """4-D weights and buffers in ``channels_last``, 5-D ones in ``channels_last_3d``."""
+    formats = {4: torch.channels_last, 5: torch.channels_last_3d}
+    with torch.no_grad():
+        for tensor in (*model.parameters(), *model.buffers()):
+            if tensor.dim() in formats:
+                tensor.data = tensor.data.contiguous(memory_format=formats[tensor.dim()])
 
-    This class trains a classifier on a labelled dataset (``stc train``). The task-specific
-    parts are methods a subclass overrides (``stc_ext.transfer.TransferTrainer`` does):
-    ``_check_task``, ``_build_data``, ``_create_model``, ``_unpack``, ``_dummy_batch``,
-    ``_model_state``, ``_export`` and ``_describe_data``; everything else (batch arithmetic,
-    AMP, DDP, signals, checkpoints, exact resume, logs) is shared.
+
+class Trainer:
+    """One training run of ``task``. ``setup()`` validates and builds everything; ``fit()``
+    trains.
 
     Args:
-        config: the resolved configuration.
+        config: the resolved configuration (a :class:`~.config.RunConfig` the task accepts).
+        task: what is trained (:class:`~.task.Task`).
         on_step: called as ``on_step(trainer, epoch, step)`` after each optimiser step (on
             every rank); ``trainer.request_stop()`` from it stops like a Ctrl-C.
     """
 
-    #: Written into checkpoints; a checkpoint of another task cannot be resumed.
-    task = "classify"
-    #: What the ``*_top1`` metrics are called in the log.
-    accuracy_name = "top-1"
-    #: Config fields a checkpoint cannot be resumed under other values of.
-    model_fields: tuple[str, ...] = MODEL_FIELDS
-    #: Config fields that decide which samples each step sees.
-    schedule_fields: tuple[str, ...] = SCHEDULE_FIELDS
-
     def __init__(
-        self, config: RunConfig, on_step: Callable[[Trainer, int, int], None] | None = None
+        self,
+        config: RunConfig,
+        task: Task,
+        on_step: Callable[[Trainer, int, int], None] | None = None,
     ) -> None:
         self.config = config
+        self.task = task
         self.on_step = on_step
-        self.signals = StopSignals()
+        self.signals = tdist.StopSignals()
         self.dist: tdist.DistInfo | None = None
         self.epoch = 0  # epochs completed (or the one in progress when batches_done > 0)
         self.batches_done = 0
         self.step = 0
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
+        self.overrides: list[dict[str, Any]] = []
+        self.lock: RunLock | None = None
+        self._data_wait = 0.0
         self._progress: list[float] | None = None
         self._rng: Any = None
-        self.init_report: dict[str, list[str]] | None = None
+        self._epoch_skips = 0  # distinct training videos skipped this epoch, all ranks
+        self._step_in_epoch = 0
+        self.memory_estimate: Any = None  # the MemoryEstimate of setup(), if one was made
+        self._last_good = "No checkpoint was saved yet."
 
     # -------------------------------------------------------------- set-up
     def request_stop(self) -> None:
@@ -329,58 +188,103 @@ class Trainer:
         self.signals.requested = True
 
     def setup(self) -> None:
-        """Check the configuration and build data, model and optimiser (no training step).
+        """Check the configuration, lock the run folder and build data, model and optimiser
+        (no training step). The lock is held until ``fit`` returns (or ``close()``).
 
         Raises:
-            ConfigError: anything wrong with the configuration, its paths or checkpoints.
+            ConfigError: anything wrong with the configuration, its paths or checkpoints,
+                or another run using the folder.
         """
-        cfg = self.config
-        _check_static(cfg)
+        self.config = cfg = absolute_paths(self.config)
+        cfg.validate()
         if cfg.threads is not None:
-            if cfg.threads < 1:
-                raise ConfigError(f"--threads must be positive, got {cfg.threads}")
             torch.set_num_threads(cfg.threads)
         world = self._batch_arithmetic()
         self.dist = info = tdist.setup(cfg.device)
         self._check_device(info.device)
         self.out_dir = Path(cfg.out_dir)
+        created = not self.out_dir.exists()
+        self._lock_run_dir(info)
+        try:
+            self._prepare(info, world)
+        except BaseException:
+            self.close()
+            if created and info.is_main:
+                with contextlib.suppress(OSError):  # only if nothing was written there
+                    self.out_dir.rmdir()
+            raise
+
+    def close(self) -> None:
+        """Release the run folder's lock (``fit`` does this when it returns)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def _lock_run_dir(self, info: tdist.DistInfo) -> None:
+        """Rank 0 takes the folder's lock; every rank learns whether it did."""
+        refusal = None
+        if info.is_main:
+            if self.out_dir.exists() and not self.out_dir.is_dir():
+                refusal = f"{self.out_dir} is a file, not a folder: give the run a folder"
+            else:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                lock = RunLock(self.out_dir)
+                try:
+                    self.lock = lock.acquire()
+                except RunDirLockedError as exc:
+                    refusal = str(exc)
+                else:
+                    if lock.stale is not None:
+                        logger.warning(
+                            "%s: took over the lock of a run that no longer runs (%s); "
+                            "resume from its last.pt if it had not finished",
+                            self.out_dir,
+                            describe_holder(lock.stale),
+                        )
+        refusal = tdist.all_gather_objects(refusal)[0]
+        if refusal is not None:
+            raise ConfigError(refusal, field="out_dir")
+
+    def _prepare(self, info: tdist.DistInfo, world: int) -> None:
+        cfg, task = self.config, self.task
         if cfg.resume is None and not cfg.overwrite and (self.out_dir / "last.pt").exists():
             raise ConfigError(
-                f"{self.out_dir} already holds a run (last.pt); pass --resume "
-                f"{self.out_dir / 'last.pt'} to continue it or --overwrite to "
-                "start afresh"
+                f"{self.out_dir} already holds a run (last.pt); set resume to "
+                f"{self.out_dir / 'last.pt'} to continue it or overwrite to start afresh",
+                field="out_dir",
             )
-        self._check_task()
         checkpoint = None
+        saved: Mapping[str, Any] = {}
         if cfg.resume is not None:
-            checkpoint = load_checkpoint(cfg.resume)
-            made_by = checkpoint.get("task", "classify")
-            if made_by != self.task:
-                raise ConfigError(
-                    f"--resume {cfg.resume}: the checkpoint is of a {made_by!r} "
-                    f"run, not {self.task!r} (stc train resumes classify runs, "
-                    "stc transfer resumes transfer runs)"
-                )
-            _check_resume(
-                checkpoint["config"],
+            checkpoint = load_checkpoint(cfg.resume, field="resume")
+            saved = checkpoint["config"]
+            check_checkpoint_task(checkpoint.get("task", "classify"), task.name, cfg.resume)
+            changed = check_resumable(
+                saved,
                 cfg,
-                checkpoint["batches_done"] > 0,
-                world,
-                int(checkpoint.get("world_size", 1)),
-                self.micro,
-                int(checkpoint.get("micro_batch_size", self.micro)),
-                self.model_fields,
-                self.schedule_fields,
+                task.model_fields,
+                task.schedule_fields,
+                mid_epoch=checkpoint["batches_done"] > 0,
+                world_size=(int(checkpoint.get("world_size", 1)), world),
+                micro_batch=(int(checkpoint.get("micro_batch_size", self.micro)), self.micro),
             )
-        self._build_data(info)
+            if changed:
+                logger.warning(
+                    "resuming with changed %s: the run will differ from an uninterrupted one",
+                    ", ".join(changed),
+                )
+            self._record_overrides(checkpoint, info)
+        with self._moved_data_hint(saved):
+            task.check(cfg)
+            self._build_data(info)
         self._build_model(info.device, checkpoint)
+        self._check_memory(info)
         self._build_optimisation(info.device, checkpoint)
         self._wrap_model(info.device, world)
         if info.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
             if cfg.overwrite and cfg.resume is None:
-                _clear_run(self.out_dir)
-            save_config(cfg, self.out_dir / "config.json")
+                self._clear_run()
+            save_config(cfg, self.out_dir / "config.json", self.overrides)
         # Everything above may have drawn random numbers (weight init); the run continues
         # from the checkpoint's streams, or from the seed.
         if self._rng is not None:
@@ -388,21 +292,67 @@ class Trainer:
         else:
             _seed_everything(cfg.seed + info.rank)
 
+    def _record_overrides(self, checkpoint: Mapping[str, Any], info: tdist.DistInfo) -> None:
+        """What this resume changes, appended to the checkpoint's history of overrides."""
+        cfg = self.config
+        self.overrides = [dict(entry) for entry in checkpoint.get(OVERRIDES_KEY) or []]
+        changes = config_changes(checkpoint["config"], cfg, ignore=_NOT_OVERRIDES)
+        if not changes:
+            return
+        self.overrides.append(
+            {
+                "resumed_from": str(cfg.resume),
+                "epoch": int(checkpoint["epoch"]),
+                "step": int(checkpoint["step"]),
+                "changes": {name: [old, new] for name, (old, new) in changes.items()},
+            }
+        )
+        if info.is_main:
+            logger.info(
+                "resuming with %s (applied from step %d on; recorded in the checkpoints' and "
+                "config.json's %s)",
+                ", ".join(f"{name} {old!r} -> {new!r}" for name, (old, new) in changes.items()),
+                int(checkpoint["step"]),
+                OVERRIDES_KEY,
+            )
+
+    @contextlib.contextmanager
+    def _moved_data_hint(self, saved: Mapping[str, Any]) -> Iterator[None]:
+        """A missing path that a resumed checkpoint recorded: say so, and how to give its new
+        place."""
+        try:
+            yield
+        except ConfigError as exc:
+            name = exc.field
+            if (
+                name in path_fields(type(self.config))
+                and name in saved
+                and getattr(self.config, name) == saved[name]
+            ):
+                raise ConfigError(
+                    f"{exc.detail} (the path {self.config.resume} recorded; if the data "
+                    f"moved, give {name} its new place)",
+                    field=name,
+                ) from None
+            raise
+
     def _batch_arithmetic(self) -> int:
         """Split the effective batch into ranks x micro-batch x accumulation; the world size."""
         cfg = self.config
         world = tdist.expected_world_size()
         if cfg.batch_size % world:
             raise ConfigError(
-                f"--batch-size {cfg.batch_size} is not divisible by the world "
-                f"size {world} (torchrun --nproc_per_node)"
+                f"{cfg.batch_size} is not divisible by the world size {world} "
+                "(torchrun --nproc_per_node)",
+                field="batch_size",
             )
         per_rank = cfg.batch_size // world
         self.micro = cfg.micro_batch_size or per_rank
         if per_rank % self.micro:
             raise ConfigError(
-                f"--micro-batch-size {self.micro} does not divide the per-rank batch "
-                f"{per_rank} (= --batch-size {cfg.batch_size} / world size {world})"
+                f"{self.micro} does not divide the per-rank batch {per_rank} "
+                f"(= batch_size {cfg.batch_size} / world size {world})",
+                field="micro_batch_size",
             )
         self.accum = per_rank // self.micro
         return world
@@ -410,144 +360,142 @@ class Trainer:
     def _check_device(self, device: torch.device) -> None:
         cfg = self.config
         if cfg.sync_bn and device.type != "cuda":
-            raise ConfigError("--sync-bn needs CUDA devices (SyncBatchNorm refuses CPU modules)")
+            raise ConfigError(
+                "needs CUDA devices (SyncBatchNorm refuses CPU modules)", field="sync_bn"
+            )
         if cfg.model.startswith("stc_"):
             from ..ops import resolve_backend
 
             try:
                 resolve_backend(cfg.backend, device)
             except ValueError as exc:
-                raise ConfigError(f"--backend {cfg.backend}: {exc}") from None
+                raise ConfigError(str(exc), field="backend") from None
         self.amp_dtype = AMP_DTYPES.get(cfg.amp)
         if device.type == "cuda" and cfg.amp == "bf16" and not torch.cuda.is_bf16_supported():
-            raise ConfigError("--amp bf16: this GPU does not support bfloat16; use fp16")
-
-    # -------------------------------------------------------------- the task
-    def _check_task(self) -> None:
-        """Task-specific checks of the config and its paths, before anything is built."""
-        cfg = self.config
-        if cfg.dataset in ("kinetics", "list") and cfg.val_every and not cfg.val_annotations:
-            raise ConfigError(
-                f"--dataset {cfg.dataset} validates on --val-annotations; give it "
-                "or pass --val-every 0"
+            raise ConfigError("bf16: this GPU does not support bfloat16; use fp16", field="amp")
+        if device.type == "cpu" and cfg.amp == "fp16" and self.dist and self.dist.is_main:
+            # Reported in issue 14 on a laptop CPU: 180 s an epoch with fp16 autocast, 5 s without.
+            logger.warning(
+                "amp fp16 on a CPU: most CPUs have no fast float16 arithmetic, and a run can be "
+                "tens of times slower than without it; use amp none (or bf16 on a CPU with "
+                "bfloat16 support)"
             )
-        if cfg.init is not None and not Path(cfg.init).is_file():
-            raise ConfigError(f"--init: checkpoint not found: {cfg.init}")
 
-    def _describe_data(self) -> str:
-        """What the run trains on, for the start-of-run log line."""
-        return f"{len(self.train_sampler.dataset)} videos, {len(self.classes)} classes"
+    def _clear_run(self) -> None:
+        """Remove a previous run's files (``overwrite``), so none of them outlives the new
+        run."""
+        names = RUN_FILES + ((self.task.export_name,) if self.task.export_name else ())
+        for name in names:
+            (self.out_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(self.out_dir / "tensorboard", ignore_errors=True)
 
+    # -------------------------------------------------------------- building
     def _build_data(self, info: tdist.DistInfo) -> None:
-        """Read the annotations (checking every listed file) and make the loaders.
+        """The task's datasets in samplers and loaders.
 
-        Sets ``classes``, ``train_sampler`` (a :class:`ResumableSampler`), ``train_loader``
-        and ``val_loader`` (None without validation)."""
+        Sets ``classes``, ``data`` (the :class:`~.task.TaskData`), ``train_sampler`` (a
+        :class:`ResumableSampler`), ``train_loader`` and ``val_loader`` (None without
+        validation)."""
         cfg = self.config
-        train_ann = read_annotation(cfg.dataset, cfg.root, cfg.annotations, cfg.split, "train")
-        if not train_ann.classes:
-            raise ConfigError(f"{train_ann.name}: the training set has no class names")
-        if any(r.label == UNLABELED for r in train_ann.records):
-            raise ConfigError(f"{train_ann.name}: the training set has unlabeled videos")
-        self.classes = list(train_ann.classes)
-        train_ds = clip_dataset(
-            train_ann, cfg.frames, cfg.stride, "train", cfg.size, cfg.short_side, cfg.strict_data
-        )
+        self.data = data = self.task.build_data(cfg)
+        self.classes = list(data.classes)
         self.train_sampler = ResumableSampler(
-            train_ds, info.world_size, info.rank, cfg.seed, self.micro * self.accum
+            data.train, info.world_size, info.rank, cfg.seed, self.micro * self.accum
         )
         if self.train_sampler.steps_per_epoch == 0:
             raise ConfigError(
-                f"--batch-size {cfg.batch_size} is larger than the training set "
-                f"({len(train_ds)} videos): no complete step per epoch"
+                f"{cfg.batch_size} is larger than {data.train_size}: no complete step per epoch",
+                field="batch_size",
             )
         pin = info.device.type == "cuda"
         self.train_loader = make_loader(
-            SeededDataset(train_ds), self.micro, self.train_sampler, cfg.workers, pin, cfg.seed
+            SeededDataset(data.train),
+            self.micro,
+            self.train_sampler,
+            cfg.workers,
+            pin,
+            cfg.seed,
+            data.collate,
         )
+        videos = {"train": data.train_videos or len(data.train)}  # type: ignore[arg-type]
+        if data.val is not None:
+            videos["val"] = data.val_videos or len(data.val)  # type: ignore[arg-type]
+        self.skips = SkipLog(videos, cfg.max_skipped_fraction)
         self.val_loader = None
-        if cfg.val_every:
-            if cfg.dataset in ("ucf101", "hmdb51", "synthetic"):
-                val_ann = read_annotation(cfg.dataset, cfg.root, cfg.annotations, cfg.split, "test")
-            else:
-                val_ann = read_annotation(
-                    cfg.dataset,
-                    cfg.val_root or cfg.root,
-                    cfg.val_annotations,
-                    cfg.split,
-                    "test",
-                    classes=self.classes,
-                )
-            val_ds = clip_dataset(
-                val_ann, cfg.frames, cfg.stride, "val", cfg.size, cfg.short_side, cfg.strict_data
-            )
+        if data.val is not None:
             self.val_loader = make_loader(
-                val_ds,
+                data.val,
                 self.micro,
-                ShardSampler(len(val_ds), info.rank, info.world_size),
+                ShardSampler(len(data.val), info.rank, info.world_size),  # type: ignore[arg-type]
                 min(cfg.workers, 2),
                 pin,
                 cfg.seed,
+                data.collate,
             )
 
-    def _create_model(self, checkpoint: Mapping[str, Any] | None) -> nn.Module:
-        """The network on the CPU, with the checkpoint's (or ``--init``) weights loaded."""
-        cfg = self.config
-        model = build_model(config_to_dict(cfg), len(self.classes))
-        if checkpoint is not None:
-            if list(checkpoint["classes"]) != self.classes:
-                raise ConfigError(
-                    f"--resume {cfg.resume}: the checkpoint has {len(checkpoint['classes'])} "
-                    f"classes, the dataset {len(self.classes)} (or in another order)"
-                )
-            model.load_state_dict(checkpoint["model"])
-            if cfg.init is not None:
-                logger.info("--init ignored: resuming from %s", cfg.resume)
-        elif cfg.init is not None:
-            self.init_report = load_init_weights(model, cfg.init, cfg.frames)
-        return model
-
-    def _model_state(self) -> dict[str, torch.Tensor]:
-        """The weights a checkpoint holds (``_create_model`` loads them back)."""
-        return self.model.state_dict()
-
-    def _unpack(self, batch: Any) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-        """A loader batch -> (the model's inputs, the labels), on the CPU."""
-        return (batch.clips,), batch.labels
-
-    def _dummy_batch(self) -> Any:
-        """A one-sample batch of the right shapes, for a rank whose micro-batch was empty."""
-        cfg = self.config
-        return ClipBatch(
-            torch.zeros(1, 3, cfg.frames, cfg.size, cfg.size), torch.zeros(1, dtype=torch.int64)
-        )
-
-    def _to_channels_last(self, model: nn.Module) -> None:
-        """``--channels-last``: the 3D network's weights in ``channels_last_3d``."""
-        model.to(memory_format=torch.channels_last_3d)
-
-    def _describe_run(self) -> str:
-        """One line saying what the run trains, for the summary."""
-        cfg = self.config
-        return (
-            f"{cfg.model} on {cfg.dataset} split {cfg.split}: {len(self.classes)} classes, "
-            f"{cfg.frames} frames x stride {cfg.stride}, {cfg.size}px"
-        )
-
-    def _export(self, state: Mapping[str, Any]) -> None:
-        """Called on rank 0 after each checkpoint is written (transfer writes its init)."""
-
-    # -------------------------------------------------------------- building
     def _build_model(self, device: torch.device, checkpoint: Mapping[str, Any] | None) -> None:
         cfg = self.config
         _seed_everything(cfg.seed)
-        model = self._create_model(checkpoint)
+        model = self.task.build_model(cfg, self.data, checkpoint)
         model.to(device)
         if cfg.channels_last:
-            self._to_channels_last(model)
+            _weights_channels_last(model)
         if cfg.sync_bn and tdist.expected_world_size() > 1:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model
+
+    def _check_memory(self, info: tdist.DistInfo) -> None:
+        """Estimate the memory a step needs (:mod:`.memory`) and warn when the device lacks
+        it; a micro-batch BatchNorm cannot train on is refused here, before any data."""
+        cfg = self.config
+        inputs, _ = self.task.unpack(self.task.dummy_batch(cfg))
+        shapes = [
+            torch.empty((self.micro, *t.shape[1:]), dtype=t.dtype, device="meta") for t in inputs
+        ]
+        self.model.train()
+        try:
+            estimate = estimate_training_memory(
+                self.model,
+                shapes,
+                optimizer=cfg.optimizer,
+                autocast_dtype=self.amp_dtype,
+                ddp=info.world_size > 1,
+                workers=cfg.workers,
+            )
+        except Exception as exc:
+            if isinstance(exc, ValueError) and _BATCHNORM_SINGLE in str(exc):
+                raise ConfigError(
+                    f"{self.micro} clip(s) per forward pass leave a BatchNorm layer of "
+                    f"{cfg.model} one value per channel at {cfg.frames} frames x {cfg.size}px, "
+                    "which it cannot train on; use a micro_batch_size of at least 2 (or larger "
+                    "frames/size)",
+                    field="micro_batch_size",
+                ) from None
+            # Otherwise the estimate is advice: a pass fake tensors cannot make (an op
+            # without a fake kernel, ...) never stops a run.
+            logger.info("no memory estimate for this configuration (%s)", exc)
+            return
+        # Ranks on one machine share its memory; each GPU has its own.
+        ranks_here = tdist.local_world_size() if info.device.type == "cpu" else 1
+        needed = estimate.total * ranks_here
+        available = available_memory(info.device)
+        self.memory_estimate = estimate
+        if not info.is_main:
+            return
+        where = f"{ranks_here} ranks x " if ranks_here > 1 else ""
+        logger.info("memory estimate: %s%s per rank", where, estimate.describe())
+        if available is not None and needed > available:
+            logger.warning(
+                "this configuration needs about %s (%s%s) but %s has %s available: it "
+                "will likely run out of memory. A smaller micro_batch_size (gradient "
+                "accumulation keeps batch_size), fewer frames, a smaller size or a smaller "
+                "model reduce it (--micro-batch-size, --frames, --size, --model)",
+                format_bytes(needed),
+                where,
+                estimate.describe(),
+                "the GPU" if info.device.type == "cuda" else "this machine",
+                format_bytes(available),
+            )
 
     def _build_optimisation(
         self, device: torch.device, checkpoint: Mapping[str, Any] | None
@@ -566,7 +514,7 @@ class Trainer:
                 nesterov=cfg.nesterov,
                 weight_decay=cfg.weight_decay,
             )
-        self.scheduler = self._make_scheduler()
+        self.schedule = Schedule(self.optimizer, cfg)
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         if checkpoint is not None:
@@ -593,36 +541,11 @@ class Trainer:
             forward = torch.compile(forward)  # type: ignore[assignment]
         self.forward_model = forward
 
-    def _make_scheduler(self) -> Any:
-        cfg = self.config
-        if cfg.scheduler == "plateau":
-            return torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer,
-                mode="min",
-                factor=cfg.lr_factor,
-                patience=cfg.patience,
-                min_lr=cfg.min_lr,
-            )
-        if cfg.scheduler == "step":
-            return torch.optim.lr_scheduler.StepLR(self.optimizer, cfg.lr_step, cfg.lr_factor)
-        if cfg.scheduler == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(
-                self.optimizer, cfg.epochs, eta_min=cfg.min_lr
-            )
-        return None
-
     def _load_training_state(self, ckpt: Mapping[str, Any]) -> None:
         cfg, info = self.config, self.dist
         assert info is not None
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        if self.scheduler is not None and ckpt.get("scheduler"):
-            if ckpt["config"].get("scheduler") == cfg.scheduler:
-                self.scheduler.load_state_dict(ckpt["scheduler"])
-            else:
-                logger.warning(
-                    "--scheduler changed from %s: starting it afresh",
-                    ckpt["config"].get("scheduler"),
-                )
+        self.schedule.resume(ckpt.get("scheduler"), ckpt["config"])
         if self.scaler.is_enabled() and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         self.epoch = int(ckpt["epoch"])
@@ -630,6 +553,11 @@ class Trainer:
         self.step = int(ckpt["step"])
         self.history = [dict(row) for row in ckpt.get("history", [])]
         self.best = dict(ckpt["best"]) if ckpt.get("best") else None
+        self._last_good = (
+            f"{cfg.resume} (step {self.step}) holds the last good state: resume from it."
+        )
+        self.skips.load_state(ckpt.get("skipped"), info.is_main)
+        self._epoch_skips = len((ckpt.get("skipped") or {}).get("epoch", {}).get("train", {}))
         if self.batches_done:
             # The epoch's running sums were reduced over ranks when saved: rank 0 carries them.
             zeros = [0.0] * len(ckpt["progress"])
@@ -645,7 +573,7 @@ class Trainer:
             )
         if self.epoch >= cfg.epochs and not self.batches_done:
             logger.warning(
-                "the checkpoint has finished %d of --epochs %d: nothing to train",
+                "the checkpoint has finished %d of %d epochs: nothing to train",
                 self.epoch,
                 cfg.epochs,
             )
@@ -662,13 +590,15 @@ class Trainer:
         progress = None
         if meter is not None:
             progress = tdist.all_reduce_(meter.sums.clone()).tolist()
+            self._gather_skips("train")  # the unfinished epoch's, from every rank
         rng = tdist.all_gather_objects(capture_rng_state())
+        model_state = self.task.model_state(self.model)
         return {
             "format": CHECKPOINT_FORMAT,
-            "task": self.task,
-            "model": self._model_state(),
+            "task": self.task.name,
+            "model": model_state,
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scheduler": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "epoch": self.epoch,
             "batches_done": self.batches_done,
@@ -689,7 +619,10 @@ class Trainer:
             "micro_batch_size": self.micro,
             "history": self.history,
             "best": self.best,
+            "skipped": self.skips.state(),
+            OVERRIDES_KEY: self.overrides,
             "torch_version": str(torch.__version__),
+            **self.task.checkpoint_extras(model_state),
         }
 
     def _save(self, state: dict[str, Any], best: bool) -> None:
@@ -698,7 +631,12 @@ class Trainer:
             atomic_save(state, self.out_dir / "last.pt")
             if best:
                 atomic_save(state, self.out_dir / "best.pt")
-            self._export(state)
+            if self.task.export_name is not None:
+                self.task.export(state, self.out_dir / self.task.export_name)
+        self._last_good = (
+            f"{self.out_dir / 'last.pt'} (step {self.step}) holds the last good state: "
+            "resume from it."
+        )
         tdist.barrier()
 
     # -------------------------------------------------------------- steps
@@ -713,7 +651,7 @@ class Trainer:
         """(inputs, labels) of a batch on the run's device (5-D inputs channels-last if set)."""
         assert self.dist is not None
         device = self.dist.device
-        inputs, labels = self._unpack(batch)
+        inputs, labels = self.task.unpack(batch)
         moved = []
         for tensor in inputs:
             tensor = tensor.to(device, non_blocking=True)
@@ -728,25 +666,54 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.dist.device.type, dtype=self.amp_dtype)
 
-    def _micro_step(self, batch: Any, sync: bool, meter: ClipMeter) -> None:
+    def _micro_step(
+        self, batch: Any, sync: bool, meter: ClipMeter, nonfinite: torch.Tensor, epoch: int
+    ) -> int:
+        """Forward and backward one micro-batch; returns how many samples it held.
+
+        ``nonfinite`` (on the device) counts micro-batches whose loss is not finite; it is
+        read once per step, so the device is not waited for here."""
         weight = 1.0
         if batch is None:
-            # Every video of this micro-batch was undecodable. Alone, skip it; under DDP the
-            # ranks must still run the same collectives, so a zero-weighted dummy clip goes in.
+            # Every sample of this micro-batch was undecodable. Alone, skip it; under DDP the
+            # ranks must still run the same collectives, so a zero-weighted dummy goes in.
             if self.ddp is None:
-                return
+                return 0
             weight = 0.0
-            batch = self._dummy_batch()
+            batch = self.task.dummy_batch(self.config)
         inputs, labels = self._to_device(batch)
         no_sync = self.ddp.no_sync() if (self.ddp is not None and not sync) else None
         with no_sync or contextlib.nullcontext():
             with self._autocast():
-                logits = self.forward_model(*inputs)
+                try:
+                    logits = self.forward_model(*inputs)
+                except ValueError as exc:
+                    if _BATCHNORM_SINGLE not in str(exc):
+                        raise
+                    raise self._batchnorm_error(len(labels), epoch) from None
             logits = logits.float()
             loss = self.criterion(logits, labels)
             self.scaler.scale(loss * (weight / self.accum)).backward()
-        if weight:
-            meter.update(loss, logits, labels)
+        if not weight:
+            return 0
+        nonfinite += (~torch.isfinite(loss.detach())).to(nonfinite.dtype)
+        meter.update(loss, logits, labels)
+        return len(labels)
+
+    def _batchnorm_error(self, clips: int, epoch: int) -> TrainingError:
+        cfg = self.config
+        cause = (
+            f"micro_batch_size is {self.micro}"
+            if clips == self.micro
+            else f"undecodable videos left {clips} of its {self.micro} clips"
+        )
+        return TrainingError(
+            f"step {self.step + 1} (epoch {epoch + 1}): a BatchNorm layer got one value per "
+            f"channel, which it cannot train on: the micro-batch held {clips} clip(s) "
+            f"({cause}) and the layer's feature map is 1 value at {cfg.frames} frames x "
+            f"{cfg.size}px. Use a micro_batch_size of at least 2 (more if videos are skipped), "
+            f"or larger frames/size. {self._last_good}"
+        )
 
     def _optimizer_step(self) -> None:
         if self.config.grad_clip is not None:
@@ -756,9 +723,38 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
 
-    def _batches(self) -> Iterator[Any]:
-        for batch, _skipped in self.train_loader:
-            yield batch
+    def _check_step(self, epoch: int, valid: int, nonfinite: torch.Tensor, new_skips: int) -> None:
+        """Before the optimiser step (collective): stop the run if the step had no valid
+        sample, a non-finite loss, or the epoch skipped more videos than allowed."""
+        assert self.dist is not None
+        totals = torch.stack(
+            [
+                torch.tensor(float(valid), device=nonfinite.device),
+                nonfinite.double(),
+                torch.tensor(float(new_skips), device=nonfinite.device),
+            ]
+        )
+        valid_all, nonfinite_all, new_all = (int(v) for v in tdist.all_reduce_(totals).tolist())
+        self._epoch_skips += new_all
+        where = f"step {self.step + 1} (step {self._step_in_epoch + 1} of epoch {epoch + 1})"
+        if valid_all == 0:
+            names = self.skips.first_names("train")
+            raise TrainingError(
+                f"{where} has no sample to train on: none of its "
+                f"{self.micro * self.accum * self.dist.world_size} videos could be decoded"
+                + (f" ({names})" if names else "")
+                + f". {self._last_good}"
+            )
+        self.skips.check("train", self._epoch_skips, f"in epoch {epoch + 1} (so far)")
+        if nonfinite_all:
+            raise TrainingError(
+                f"the training loss is not finite (nan or inf) at {where}: the run diverged. "
+                "A smaller lr, grad_clip or amp none may avoid it. Nothing was saved from this "
+                f"step on. {self._last_good}"
+            )
+
+    def _batches(self) -> Iterator[tuple[Any, list[Any]]]:
+        yield from self.train_loader
 
     def _train_epoch(self, epoch: int, meter: ClipMeter) -> bool:
         """Train one epoch (from ``batches_done`` on); True if a stop was requested."""
@@ -780,8 +776,16 @@ class Trainer:
         ) as bar:
             batches = self._batches()
             for step_in_epoch in range(first, sampler.steps_per_epoch):
+                self._step_in_epoch = step_in_epoch
+                valid = new_skips = 0
+                nonfinite = torch.zeros((), dtype=torch.int32, device=self.dist.device)
                 for k in range(self.accum):
-                    self._micro_step(next(batches), k == self.accum - 1, meter)
+                    waited = time.perf_counter()
+                    batch, skipped = next(batches)
+                    self._data_wait += time.perf_counter() - waited
+                    new_skips += self.skips.add("train", skipped)
+                    valid += self._micro_step(batch, k == self.accum - 1, meter, nonfinite, epoch)
+                self._check_step(epoch, valid, nonfinite, new_skips)
                 self._optimizer_step()
                 self.step += 1
                 self.batches_done += self.accum
@@ -791,7 +795,7 @@ class Trainer:
                     bar.set_postfix(
                         loss=f"{local['loss']:.3f}",
                         top1=f"{local['top1']:.3f}",
-                        lr=f"{self.optimizer.param_groups[0]['lr']:.3g}",
+                        lr=f"{self.schedule.lr:.3g}",
                         refresh=False,
                     )
                 if self.on_step is not None:
@@ -800,14 +804,25 @@ class Trainer:
                     return True
         return False
 
+    def _gather_skips(self, split: str) -> None:
+        """Every rank's skipped videos of ``split`` this epoch, on every rank (collective)."""
+        if self.dist is not None and self.dist.distributed:
+            self.skips.merge(split, tdist.all_gather_objects(self.skips.epoch[split]))
+
     @torch.inference_mode()
     def validate(self) -> dict[str, float]:
-        """Loss and top-1/top-5 on the validation set (classify: the centre clip of each
-        video; transfer: the fixed held-out pairs)."""
+        """Loss and top-1/top-5 on the task's validation set (classify: the centre clip of
+        each video; transfer: the fixed held-out pairs).
+
+        Raises:
+            TrainingError: no validation sample could be decoded, or more videos than
+                ``max_skipped_fraction`` allows were skipped.
+        """
         assert self.dist is not None and self.val_loader is not None
         self.model.eval()
         meter = ClipMeter(self.dist.device)
-        for batch, _skipped in self.val_loader:
+        for batch, skipped in self.val_loader:
+            self.skips.add("val", skipped)
             if batch is None:
                 continue
             assert not isinstance(batch, VideoBatch)
@@ -817,11 +832,33 @@ class Trainer:
             logits = logits.float()
             meter.update(self.criterion(logits, labels), logits, labels)
         self.model.train()
-        return meter.reduce()
+        self._gather_skips("val")
+        result = meter.reduce()
+        where = f"in the validation after epoch {self.epoch + 1}"
+        if result["clips"] == 0:
+            raise TrainingError(
+                f"no validation sample could be decoded {where} "
+                f"({self.skips.first_names('val')}). {self._last_good}"
+            )
+        self.skips.check("val", self.skips.count("val"), where)
+        return result
 
     # -------------------------------------------------------------- the run
     def fit(self) -> TrainResult:
-        """Train from the current state to ``config.epochs``; see ``train``."""
+        """Train from the current state to ``config.epochs``; returns a ``TrainResult`` (also
+        after a Ctrl-C). Releases the run folder's lock when it returns or raises.
+
+        Raises:
+            TrainingError: the run stopped (see :mod:`.errors`); the last checkpoint holds
+                the last good state.
+        """
+        assert self.dist is not None
+        try:
+            return self._fit()
+        finally:
+            self.close()
+
+    def _fit(self) -> TrainResult:
         assert self.dist is not None
         cfg, info = self.config, self.dist
         start = time.perf_counter()
@@ -836,7 +873,7 @@ class Trainer:
                 "training %s on %s: %d epochs x %d steps, batch %d = "
                 "%d rank(s) x %d clips x %d accumulation, on %s",
                 cfg.model,
-                self._describe_data(),
+                self.data.summary,
                 cfg.epochs,
                 self.train_sampler.steps_per_epoch,
                 cfg.batch_size,
@@ -863,8 +900,11 @@ class Trainer:
             except ImportError:
                 logger.warning("matplotlib is not installed: no curves.png")
         tdist.barrier()
-        last = self.out_dir / "last.pt"
-        best = self.out_dir / "best.pt"
+
+        def existing(name: str | None) -> Path | None:
+            path = self.out_dir / name if name else None
+            return path if path is not None and path.exists() else None
+
         return TrainResult(
             out_dir=self.out_dir,
             config=cfg,
@@ -878,18 +918,17 @@ class Trainer:
             world_size=info.world_size,
             accumulation=self.accum,
             micro_batch_size=self.micro,
-            last_checkpoint=last if last.exists() else None,
-            best_checkpoint=best if best.exists() else None,
+            last_checkpoint=existing("last.pt"),
+            best_checkpoint=existing("best.pt"),
             curves_png=curves,
-            init_report=self.init_report,
-            task=self.task,
-            exported=self._exported_path(),
-            description=self._describe_run(),
+            init_report=self.task.init_report,
+            task=self.task.name,
+            exported=existing(self.task.export_name),
+            description=self.task.describe(cfg, self.data),
+            skipped=self.skips.summary(),
+            skipped_file=existing(SKIPPED_FILE),
+            overrides=self.overrides,
         )
-
-    def _exported_path(self) -> Path | None:
-        """Where ``_export`` writes (None when the task exports nothing)."""
-        return None
 
     def _run_epoch(self, log: MetricLog | None) -> bool:
         assert self.dist is not None
@@ -899,12 +938,16 @@ class Trainer:
         if self._progress is not None:
             meter.load_state(self._progress)
             self._progress = None
+        if not self.batches_done:
+            self._epoch_skips = 0
+        self.schedule.start_epoch(epoch)
         started = time.perf_counter()
+        self._data_wait = 0.0  # seconds this rank spent waiting for the loader this epoch
         if self._train_epoch(epoch, meter):
             self._save(self._checkpoint(meter), best=False)
             if self.dist.is_main:
                 logger.warning(
-                    "stopped in epoch %d after step %d; resume with --resume %s",
+                    "stopped in epoch %d after step %d; resume from %s",
                     epoch + 1,
                     self.step,
                     self.out_dir / "last.pt",
@@ -912,11 +955,17 @@ class Trainer:
             return True
         train_seconds = time.perf_counter() - started
         train = meter.reduce()
+        self._gather_skips("train")
         last_epoch = epoch + 1 == cfg.epochs
         val = None
         if self.val_loader is not None and ((epoch + 1) % cfg.val_every == 0 or last_epoch):
             val = self.validate()
-        lr = self.optimizer.param_groups[0]["lr"]
+            if not math.isfinite(val["loss"]):
+                raise TrainingError(
+                    f"the validation loss after epoch {epoch + 1} is not finite: the network "
+                    f"outputs nan or inf. Nothing was saved from this epoch. {self._last_good}"
+                )
+        lr = self.schedule.lr
         row: dict[str, Any] = {
             "epoch": epoch + 1,
             "step": self.step,
@@ -929,11 +978,15 @@ class Trainer:
             "val_top5": val["top5"] if val else math.nan,
             "seconds": round(time.perf_counter() - started, 3),
             "clips_per_s": round(train["clips"] / max(train_seconds, 1e-9), 3),
+            # Rank 0's time blocked on the data loader vs the rest of the training steps
+            # (forward, backward, optimiser): a large share means decoding is the bottleneck.
+            "data_wait_s": round(self._data_wait, 3),
+            "compute_s": round(max(train_seconds - self._data_wait, 0.0), 3),
+            "train_skipped": self.skips.count("train"),
+            "val_skipped": self.skips.count("val") if val else math.nan,
         }
-        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            self.scheduler.step(val["loss"] if val else train["loss"])
-        elif self.scheduler is not None:
-            self.scheduler.step()
+        self._report_skips(epoch)
+        self.schedule.end_epoch(val["loss"] if val else train["loss"])
         self.history.append(row)
         is_best = self._is_best(row)
         if is_best:
@@ -943,12 +996,14 @@ class Trainer:
         self._save(self._checkpoint(None), best=is_best)
         if log is not None:
             log.write(self.history)
-            acc = self.accuracy_name
+            acc = self.task.accuracy_name
             val_text = (
                 f", val loss {row['val_loss']:.4f} {acc} {row['val_top1']:.3f}" if val else ""
             )
+            wait_share = row["data_wait_s"] / max(train_seconds, 1e-9)
             logger.info(
-                "epoch %d/%d: train loss %.4f %s %.3f%s, lr %.3g, %.0f s (%.1f clips/s)%s",
+                "epoch %d/%d: train loss %.4f %s %.3f%s, lr %.3g, %.0f s (%.1f clips/s; "
+                "waiting for data %.0f%%)%s",
                 epoch + 1,
                 cfg.epochs,
                 row["train_loss"],
@@ -958,11 +1013,46 @@ class Trainer:
                 lr,
                 row["seconds"],
                 row["clips_per_s"],
+                100 * wait_share,
                 " *best*" if is_best else "",
             )
+            if wait_share > DATA_BOUND_SHARE:
+                logger.warning(
+                    "epoch %d spent %.0f%% of its training time waiting for the data loader: "
+                    "decoding is the bottleneck (more --workers, or `stc prepare` the dataset: "
+                    "see the README's data section)",
+                    epoch + 1,
+                    100 * wait_share,
+                )
         return self._stop_agreed()
 
+    def _report_skips(self, epoch: int) -> None:
+        """Log the epoch's skipped videos (first names; all of them in skipped.tsv) and close
+        the epoch's records."""
+        assert self.dist is not None
+        lines = []
+        for split, total in self.skips.videos.items():
+            count = self.skips.count(split)
+            if count:
+                lines.append(
+                    f"{count} of {total} {'training' if split == 'train' else 'validation'} "
+                    f"videos: {self.skips.first_names(split)}"
+                )
+        self.skips.end_epoch(epoch + 1)
+        if not lines or not self.dist.is_main:
+            return
+        path = self.out_dir / SKIPPED_FILE
+        self.skips.write(path)
+        logger.warning(
+            "epoch %d skipped undecodable videos (all listed in %s): %s",
+            epoch + 1,
+            path,
+            "; ".join(lines),
+        )
+
     def _is_best(self, row: Mapping[str, Any]) -> bool:
+        if self.val_loader is None:
+            return True  # nothing selects: best.pt is the last epoch
         has_val = not math.isnan(row["val_top1"])
         if self.best is None:
             return True
@@ -974,71 +1064,3 @@ class Trainer:
         if row["val_top1"] != self.best["val_top1"]:
             return row["val_top1"] > self.best["val_top1"]
         return row["val_loss"] < self.best["val_loss"]
-
-
-def resolve_config(
-    cls: type[RunConfig],
-    options: Mapping[str, Any] | None = None,
-    config_file: str | os.PathLike | None = None,
-    task: str = "classify",
-    where: str = "train config",
-) -> Any:
-    """A ``cls`` from defaults < the resumed checkpoint's config < ``config_file`` < ``options``.
-
-    ``options`` are explicitly given settings (e.g. parsed command-line flags); a resumed
-    checkpoint must be of ``task``.
-    """
-    from .config import load_config_file, merge
-
-    options = dict(options or {})
-    from_file = load_config_file(config_file) if config_file is not None else {}
-    resume = options.get("resume", from_file.get("resume"))
-    layers: list[Mapping[str, Any]] = []
-    if resume:
-        saved = _peek_config(resume, task)
-        layers.append({k: v for k, v in saved.items() if k not in ("resume", "overwrite")})
-    layers += [from_file, options]
-    return merge(cls, *layers, where=where)
-
-
-def resolve_train_config(
-    options: Mapping[str, Any] | None = None, config_file: str | os.PathLike | None = None
-) -> TrainConfig:
-    """``resolve_config`` for ``stc train``: defaults < checkpoint < file < ``options``."""
-    return resolve_config(TrainConfig, options, config_file)
-
-
-def _peek_config(path: str | os.PathLike, task: str) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--resume: checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:  # corrupt or foreign file
-        raise ConfigError(f"--resume {path}: cannot be read as a checkpoint: {exc}") from exc
-    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
-        raise ConfigError(f"--resume {path}: not a stc_ext training checkpoint")
-    made_by = obj.get("task", "classify")
-    if made_by != task:
-        raise ConfigError(
-            f"--resume {path}: the checkpoint is of a {made_by!r} run, not "
-            f"{task!r} (stc train resumes classify runs, stc transfer resumes "
-            "transfer runs)"
-        )
-    return dict(obj["config"])
-
-
-def train(
-    config: TrainConfig | Mapping[str, Any],
-    on_step: Callable[[Trainer, int, int], None] | None = None,
-) -> TrainResult:
-    """Train a model as ``config`` says; returns a ``TrainResult`` (also on Ctrl-C).
-
-    Under ``torchrun`` every rank calls this; rank 0 writes files and logs. Configuration
-    errors raise ``ConfigError`` before the first step.
-    """
-    if not isinstance(config, TrainConfig):
-        config = config_from_dict(TrainConfig, config, where="train config")
-    trainer = Trainer(config, on_step=on_step)
-    trainer.setup()
-    return trainer.fit()

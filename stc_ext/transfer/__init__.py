@@ -12,9 +12,19 @@ initialises fine-tuning::
                                      model="stc_resnet3d_101", out_dir="runs/transfer"))
     # then: stc train --init runs/transfer/student.pt ...
 
-Pieces: :mod:`.pairs` (pair sampling), :mod:`.model` (the network, the teacher),
-:mod:`.trainer` (the run; ``stc transfer``), :mod:`.teacher` (a small teacher trained on a
-synthetic image task, for machines without ImageNet weights; ``stc teacher``).
+Modules, one job each:
+
+* :mod:`.config` -- ``TransferConfig``: the ``stc transfer`` settings and their checks;
+* :mod:`.pairs` -- pair sampling (frames and a clip, same or different moment);
+* :mod:`.model` -- the correspondence network and the frozen 2D teacher;
+* :mod:`.task` -- ``TransferTask``, the :class:`stc_ext.train.Task` the training engine
+  (:class:`stc_ext.train.Trainer`) runs, and ``transfer()`` (``stc transfer``);
+* :mod:`.teacher` -- a small teacher trained on a synthetic image task, for machines without
+  ImageNet weights (``stc teacher``).
+
+Dependencies point from here to :mod:`stc_ext.train`, never back: a transfer checkpoint
+carries its student as ``init_model``, so ``stc train --init`` needs nothing from this
+package to read it.
 """
 
 from .config import TransferConfig
@@ -37,8 +47,8 @@ from .pairs import (
     plan_pair,
     teacher_frame_positions,
 )
+from .task import TransferTask, held_out_split, resolve_transfer_config, transfer
 from .teacher import TEACHER_FORMAT, TeacherResult, read_teacher_arch, train_shape_teacher
-from .trainer import TransferTrainer, held_out_split, resolve_transfer_config, transfer
 
 __all__ = [
     "FEATURE_NORMS",
@@ -54,7 +64,7 @@ __all__ = [
     "PairPlan",
     "TeacherResult",
     "TransferConfig",
-    "TransferTrainer",
+    "TransferTask",
     "build_teacher",
     "collate_pairs",
     "held_out_split",

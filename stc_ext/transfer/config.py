@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..train.config import SCHEDULERS, ConfigError, RunConfig, _f
+from ..train.config import (
+    _EPOCHS_HELP,
+    SCHEDULERS,
+    ConfigError,
+    RunConfig,
+    _check_not_negative,
+    _check_positive,
+    _f,
+)
 from .model import FEATURE_NORMS, TEACHERS
 
 __all__ = ["TransferConfig"]
@@ -25,6 +33,7 @@ class TransferConfig(RunConfig):
         None,
         "folder of unlabeled videos (searched recursively; frame folders are not searched)",
         group="data",
+        path=True,
     )
     val_fraction: float = _f(
         0.1,
@@ -41,6 +50,7 @@ class TransferConfig(RunConfig):
         "the teacher's weights: an ImageNet state_dict "
         "(torchvision/timm keys) or a file from `stc teacher`",
         group="teacher",
+        path=True,
     )
     teacher_widths: list[int] | None = _f(
         None,
@@ -68,7 +78,7 @@ class TransferConfig(RunConfig):
         group="optimisation",
     )
     # The paper's transfer schedule (§4.2), replacing the classification defaults.
-    epochs: int = _f(150, "training epochs", group="optimisation")
+    epochs: int = _f(150, _EPOCHS_HELP, group="optimisation")
     batch_size: int = _f(
         32, "effective batch of pairs over all ranks (32 in the paper)", group="optimisation"
     )
@@ -81,18 +91,34 @@ class TransferConfig(RunConfig):
     )
     dropout: float = _f(0.0, "dropout before the student's fc", group="model")
     out_dir: str = _f(
-        "runs/transfer", "where checkpoints, student.pt, config.json and metrics go", group="run"
+        "runs/transfer",
+        "where checkpoints, student.pt, config.json and metrics go (one run at a time: a run "
+        "locks it)",
+        group="run",
+        path=True,
     )
+
+    def validate(self) -> None:
+        """``RunConfig.validate`` plus the videos' and the teacher's fields (no files are
+        looked at)."""
+        super().validate()
+        if self.videos is None:
+            raise ConfigError("is required (a folder of unlabeled videos)", field="videos")
+        if self.teacher_weights is None:
+            raise ConfigError(
+                "is required (the 2D teacher's weights: an ImageNet state_dict file, or one "
+                "written by train_shape_teacher / `stc teacher`)",
+                field="teacher_weights",
+            )
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"must be in [0, 1), got {self.val_fraction}", field="val_fraction")
+        _check_positive(self, "teacher_frames", "embed_dim")
+        _check_not_negative(self, "head_warmup_steps")
 
     def correspondence_options(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~stc_ext.transfer.CorrespondenceNet` beyond the
         networks: the levers above, the warm-up counted in pairs (steps x batch size).
-
-        Raises:
-            ConfigError: a negative step count.
         """
-        if self.head_warmup_steps < 0:
-            raise ConfigError(f"--head-warmup-steps must be >= 0, got {self.head_warmup_steps}")
         return {
             "feature_norm": self.feature_norm,
             "head_warmup_pairs": self.head_warmup_steps * self.batch_size,

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import operator
 import os
 import time
 from collections.abc import Sequence
@@ -38,9 +37,11 @@ import torch.nn.functional as F
 
 from ..data.synthetic import SHAPE_CLASSES, shape_images
 from ..data.transforms import EvalTransform, TrainTransform
+from ..models.checkpoint import load_file
 from ..models.resnet2d import LAYERS, ResNet2D, resnet2d
 from ..train.checkpoint import atomic_save
 from ..train.records import progress_bar
+from ..validation import check_int
 
 __all__ = ["TEACHER_FORMAT", "TeacherResult", "read_teacher_arch", "train_shape_teacher"]
 
@@ -69,18 +70,6 @@ class TeacherResult:
     test_accuracy: float
     steps: int
     seconds: float
-
-
-def _check_int(where: str, name: str, value: Any, low: int = 1) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{where}: {name} must be an int >= {low}, got {value!r}")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{where}: {name} must be an int >= {low}, got {value!r}") from None
-    if number < low:
-        raise ValueError(f"{where}: {name} must be an int >= {low}, got {value!r}")
-    return number
 
 
 def _lr_factor(step: int, steps: int, warmup: int) -> float:
@@ -161,15 +150,15 @@ def train_shape_teacher(
         raise ValueError(f"{where}: widths must be 4 positive ints, got {widths!r}") from None
     if len(widths_t) != 4:
         raise ValueError(f"{where}: widths must be 4 positive ints, got {widths!r}")
-    widths_t = tuple(_check_int(where, "widths", w) for w in widths_t)
-    images = _check_int(where, "images", images)
-    test_images = _check_int(where, "test_images", test_images)
-    image_size = _check_int(where, "image_size", image_size, low=32)
-    short_side = _check_int(where, "short_side", short_side)
-    crop = _check_int(where, "crop", crop)
-    steps = _check_int(where, "steps", steps)
-    batch_size = _check_int(where, "batch_size", batch_size)
-    seed = _check_int(where, "seed", seed, low=0)
+    widths_t = tuple(check_int(where, "widths", w) for w in widths_t)
+    images = check_int(where, "images", images)
+    test_images = check_int(where, "test_images", test_images)
+    image_size = check_int(where, "image_size", image_size, minimum=32)
+    short_side = check_int(where, "short_side", short_side)
+    crop = check_int(where, "crop", crop)
+    steps = check_int(where, "steps", steps)
+    batch_size = check_int(where, "batch_size", batch_size)
+    seed = check_int(where, "seed", seed, minimum=0)
     if crop > short_side:
         raise ValueError(f"{where}: crop ({crop}) must not exceed short_side ({short_side})")
     if batch_size > images:
@@ -275,12 +264,12 @@ def train_shape_teacher(
 
 def read_teacher_arch(path: str | os.PathLike) -> dict[str, Any] | None:
     """The ``arch`` entry (``depth``, ``widths``, ``num_classes``) of a teacher file, or None
-    for other checkpoints (e.g. a torchvision ImageNet state_dict)."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:
-        # mmap needs the zip format; older files (before PyTorch 1.6) are read whole
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+    for other checkpoints (e.g. a torchvision ImageNet state_dict).
+
+    Raises:
+        CheckpointFileError: the file cannot be read (``models.load_file`` says why).
+    """
+    obj = load_file(path, mmap=True)
     if not isinstance(obj, dict) or obj.get("format") != TEACHER_FORMAT:
         return None
     arch = obj.get("arch")

@@ -4,6 +4,7 @@ single frames cannot tell apart (time-mirror pairs, matched per-frame statistics
 from __future__ import annotations
 
 import hashlib
+import inspect
 
 import numpy as np
 import pytest
@@ -81,14 +82,46 @@ def test_refuses_to_overwrite_unless_asked(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"classes": 13}, "classes must be in 2..12"),
+        ({"classes": 13}, "classes must be an int in 2..12, got 13"),
+        ({"classes": 3.0}, "classes must be an int in 2..12, got 3.0"),
         ({"size": 40}, "size must be a multiple of 16"),
-        ({"videos_per_class": 1}, "videos_per_class must be >= 2"),
+        ({"size": 16}, "size must be an int >= 32, got 16"),
+        ({"videos_per_class": 1}, "videos_per_class must be an int >= 2, got 1"),
+        ({"frames": 0}, "frames must be a positive int, got 0"),
+        ({"seed": -1}, "seed must be an int >= 0, got -1"),
+        ({"workers": 0}, "workers must be a positive int, got 0"),
+        ({"test_fraction": 1.0}, "test_fraction must be in \\(0, 1\\)"),
     ],
 )
 def test_argument_validation(tmp_path, kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=f"generate: {message}"):
         generate(tmp_path, **{**SMALL, **kwargs})
+    assert not any(tmp_path.iterdir())  # checked before anything is written
+
+
+def test_public_api_of_the_package():
+    """The split into modules kept ``synthetic.<name>`` for every name in ``__all__``."""
+    from stc_ext.data import synthetic
+
+    assert sorted(synthetic.__all__) == sorted(
+        [
+            "CLASS_NAMES",
+            "GENERATOR_VERSION",
+            "SHAPE_CLASSES",
+            "Scene",
+            "SyntheticDataset",
+            "actor_states",
+            "generate",
+            "mirror_class",
+            "render",
+            "sample_scene",
+            "shape_images",
+            "write_video",
+        ]
+    )
+    for name in synthetic.__all__:
+        assert not inspect.ismodule(getattr(synthetic, name)), name
+    assert synthetic.generate is generate and synthetic.render is render
 
 
 @pytest.mark.parametrize("name", CLASS_NAMES)

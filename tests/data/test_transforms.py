@@ -143,3 +143,22 @@ def test_eval_transform_is_resize_then_centre_crop():
 def test_crop_larger_than_short_side_is_rejected():
     with pytest.raises(ValueError, match="crop \\(130\\) must not exceed short_side \\(122\\)"):
         TrainTransform(crop=130)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: TrainTransform(crop=0), "TrainTransform: crop must be a positive int, got 0"),
+        (
+            lambda: EvalTransform(short_side=12.5),
+            "EvalTransform: short_side must be a positive int, got 12.5",
+        ),
+        (
+            lambda: resize_short_side(_clip(1, 8, 8), 0),
+            "resize_short_side: size must be a positive int, got 0",
+        ),
+    ],
+)
+def test_sizes_must_be_positive_ints(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()

@@ -4,6 +4,7 @@ lenient skipping with one report per epoch, strict errors, collate and per-video
 from __future__ import annotations
 
 import logging
+import traceback
 
 import numpy as np
 import pytest
@@ -136,8 +137,14 @@ def test_worker_processes_report_skips_and_raise_strict_errors(media, caplog):
         shuffle=False,
         num_workers=1,
     )
-    with pytest.raises(VideoDecodeError, match="broken.mp4"):  # re-raised from the worker
+    with pytest.raises(VideoDecodeError, match="broken.mp4") as raised:  # from the worker
         list(strict)
+    # The traceback holds both loaders in reference cycles. Left to the cyclic GC (during some
+    # later test), a DataLoader's queues are finalized before its iterator, the stop signal
+    # never reaches the workers and each is killed after a 5 s join timeout (15 s here).
+    # Break the cycles so that reference counting shuts the workers down now, in order.
+    traceback.clear_frames(raised.tb)
+    del raised, loader, strict
 
 
 def test_missing_files_are_reported_before_any_decoding(media, tmp_path, caplog):
@@ -177,7 +184,7 @@ def test_collate_test_batches_and_average_per_video(media):
 def test_dataset_argument_validation(media, tmp_path):
     with pytest.raises(ValueError, match="mode must be one of"):
         VideoClipDataset(media, mode="eval")
-    with pytest.raises(ValueError, match="frames must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="frames must be a positive int, got 0"):
         VideoClipDataset(media, frames=0)
     with pytest.raises(TypeError, match="read_video_folder"):
         VideoClipDataset(str(tmp_path))
@@ -185,3 +192,9 @@ def test_dataset_argument_validation(media, tmp_path):
         VideoClipDataset(media)[4]
     unlabeled = VideoClipDataset([media.records[0].path], frames=2, stride=1)
     assert unlabeled[0][1] == -1 and unlabeled.classes == []
+
+
+@pytest.mark.parametrize("batch_size", [0, 2.0, True])
+def test_loader_batch_size_must_be_a_positive_int(media, batch_size):
+    with pytest.raises(ValueError, match="ClipLoader: batch_size must be a positive int"):
+        ClipLoader(VideoClipDataset(media), batch_size=batch_size)

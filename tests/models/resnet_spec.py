@@ -32,7 +32,7 @@ def resnet_spec(
     depth: int,
     num_classes: int,
     dims: int = 3,
-    shortcut: str = "B",
+    shortcut_type: str = "B",
     num_batches_tracked: bool = False,
 ) -> Spec:
     """Keys and shapes of a ResNet ("resnet") or ResNeXt ("resnext", cardinality 32) with
@@ -78,7 +78,7 @@ def resnet_spec(
                 bn(f"{p}.bn2", planes)
                 conv(f"{p}.conv3", planes, out, 1)
                 bn(f"{p}.bn3", out)
-            if (stride != 1 or inplanes != out) and shortcut == "B":
+            if (stride != 1 or inplanes != out) and shortcut_type == "B":
                 conv(f"{p}.downsample.0", inplanes, out, 1)
                 bn(f"{p}.downsample.1", out)
             inplanes = out

@@ -10,11 +10,11 @@ from stc_ext.models import CheckpointMismatchError, build, load_3d_resnets_check
 
 
 def _hara_checkpoint(
-    family: str, depth: int, shortcut: str, num_classes: int = 400, seed: int = 0
+    family: str, depth: int, shortcut_type: str, num_classes: int = 400, seed: int = 0
 ) -> dict:
     """What 3D-ResNets-PyTorch's train.py saves: a DataParallel state_dict (``module.``
     prefix, no ``num_batches_tracked`` in the PyTorch 0.3-era Kinetics files) plus metadata."""
-    spec = resnet_spec(family, depth, num_classes, dims=3, shortcut=shortcut)
+    spec = resnet_spec(family, depth, num_classes, dims=3, shortcut_type=shortcut_type)
     state = random_state_dict(spec, seed)
     return {
         "epoch": 200,
@@ -25,15 +25,15 @@ def _hara_checkpoint(
 
 
 @pytest.mark.parametrize(
-    ("name", "family", "depth", "shortcut", "from_file"),
+    ("name", "family", "depth", "shortcut_type", "from_file"),
     [
         ("resnet3d_10", "resnet", 10, "A", True),
         ("stc_resnet3d_10", "resnet", 10, "A", True),
         ("stc_resnext3d_50", "resnext", 50, "B", False),
     ],
 )
-def test_hara_checkpoint_loads(tmp_path, name, family, depth, shortcut, from_file):
-    checkpoint = _hara_checkpoint(family, depth, shortcut)
+def test_hara_checkpoint_loads(tmp_path, name, family, depth, shortcut_type, from_file):
+    checkpoint = _hara_checkpoint(family, depth, shortcut_type)
     source = checkpoint
     if from_file:
         source = tmp_path / "kinetics.pth"

@@ -20,7 +20,7 @@ TORCHVISION_PARAMS = {
 
 @pytest.mark.parametrize("depth", sorted(TORCHVISION_PARAMS))
 def test_keys_shapes_and_counts_match_torchvision(depth):
-    spec = resnet_spec("resnet", depth, 1000, dims=2, shortcut="B", num_batches_tracked=True)
+    spec = resnet_spec("resnet", depth, 1000, dims=2, shortcut_type="B", num_batches_tracked=True)
     assert parameter_count(spec) == TORCHVISION_PARAMS[depth]
     with torch.device("meta"):
         model = getattr(resnet2d, f"resnet{depth}")()
@@ -33,7 +33,7 @@ def test_keys_shapes_and_counts_match_torchvision(depth):
 @pytest.mark.parametrize(("depth", "wrap"), [(50, "plain"), (18, "module_prefix"), (18, "nested")])
 def test_torchvision_keyed_file_loads(tmp_path, depth, wrap):
     state = random_state_dict(
-        resnet_spec("resnet", depth, 1000, dims=2, shortcut="B", num_batches_tracked=True),
+        resnet_spec("resnet", depth, 1000, dims=2, shortcut_type="B", num_batches_tracked=True),
         seed=3,
     )
     saved = {

@@ -11,7 +11,14 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 import stc_ext
 from stc_ext import STCBlock
-from stc_ext.models import build, list_models, stage_frames, stage_spatial_sizes
+from stc_ext.models import (
+    build,
+    build_from_config,
+    infer_placement,
+    list_models,
+    stage_frames,
+    stage_spatial_sizes,
+)
 from stc_ext.models.resnet3d import ShortcutA, conv_output_size
 
 BACKENDS = stc_ext.available_backends("cpu")
@@ -40,7 +47,7 @@ def _stc_blocks(model: torch.nn.Module) -> list[tuple[str, STCBlock]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, STCBlock)]
 
 
-def test_registry_lists_the_issue_names():
+def test_registry_lists_the_model_names():
     names = list_models()
     for name in (
         "resnet3d_18",
@@ -55,8 +62,12 @@ def test_registry_lists_the_issue_names():
     assert len(names) == len(set(names))
 
 
+# The families of this module (torchvision's video ResNets: tests/models/test_video_resnet.py).
+RESNET3D_NAMES = [n for n in list_models() if "resnet3d_" in n or "resnext3d_" in n]
+
+
 @pytest.mark.parametrize("frames", [16, 32, 64])
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", RESNET3D_NAMES)
 def test_output_and_stage_shapes_at_112(name, frames):
     # Deep nets at 112x112x64 are too slow to run for real on a CI CPU; fake tensors run
     # every module's shape logic (and, with a fused backend, the STC op's fake kernel).
@@ -132,7 +143,7 @@ def test_frames_mismatch_is_a_clear_error(name):
             model(torch.empty(3, 16, 112, 112))
 
 
-# Depth -> (family, shortcut) as the issue states the defaults.
+# Depth -> (family, shortcut type): basic blocks take shortcut A, bottlenecks B.
 PARAM_CASES = [
     ("resnet3d_18", "resnet", 18, "A"),
     ("resnet3d_34", "resnet", 34, "A"),
@@ -143,9 +154,9 @@ PARAM_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "family", "depth", "shortcut"), PARAM_CASES)
-def test_parameter_counts_match_the_architecture(name, family, depth, shortcut):
-    spec = resnet_spec(family, depth, num_classes=400, dims=3, shortcut=shortcut)
+@pytest.mark.parametrize(("name", "family", "depth", "shortcut_type"), PARAM_CASES)
+def test_parameter_counts_match_the_architecture(name, family, depth, shortcut_type):
+    spec = resnet_spec(family, depth, num_classes=400, dims=3, shortcut_type=shortcut_type)
     with torch.device("meta"):
         model = build(name, 400)
     assert sum(p.numel() for p in model.parameters()) == parameter_count(spec)
@@ -160,26 +171,33 @@ def test_parameter_counts_match_the_architecture(name, family, depth, shortcut):
 
 def test_parameter_counts_known_values():
     # Hara et al.'s published sizes (3D-ResNets-PyTorch, 400 classes) as a sanity anchor.
-    assert round(parameter_count(resnet_spec("resnet", 18, 400, shortcut="A")) / 1e6, 1) == 33.2
-    assert round(parameter_count(resnet_spec("resnet", 34, 400, shortcut="A")) / 1e6, 1) == 63.5
-    assert round(parameter_count(resnet_spec("resnext", 101, 400)) / 1e6, 1) == 48.3
+    def millions(spec):
+        return round(parameter_count(spec) / 1e6, 1)
+
+    assert millions(resnet_spec("resnet", 18, 400, shortcut_type="A")) == 33.2
+    assert millions(resnet_spec("resnet", 34, 400, shortcut_type="A")) == 63.5
+    assert millions(resnet_spec("resnext", 101, 400)) == 48.3
 
 
+@pytest.mark.parametrize("placement", ["block", "stage"])
 @pytest.mark.parametrize(
     ("name", "family", "depth", "frames", "reduction", "branches"),
     [
         ("stc_resnet3d_18", "resnet", 18, 16, 4, "stc"),
         ("stc_resnet3d_50", "resnet", 50, 32, 4, "stc"),
         ("stc_resnext3d_101", "resnext", 101, 16, 8, "tcb"),
+        ("stc_resnext3d_101", "resnext", 101, 64, 4, "stc"),
+        ("stc_resnet3d_101", "resnet", 101, 32, 4, "stc"),
         ("stc_resnet3d_34", "resnet", 34, 64, 4, "scb"),
     ],
 )
-def test_stc_parameter_counts(name, family, depth, frames, reduction, branches):
-    # Per block (paper §3.1): TCB FC C -> C/r -> C, SCB FC T*C -> T*C/r -> C, with biases.
-    plain = resnet_spec(family, depth, 400, shortcut="A" if depth < 50 else "B")
+def test_stc_parameter_counts(name, family, depth, frames, reduction, branches, placement):
+    # Per STC block (paper §3.1): TCB FC C -> C/r -> C, SCB FC T*C -> T*C/r -> C, with
+    # biases; "block" has one in every residual block, "stage" one per stage.
+    plain = resnet_spec(family, depth, 400, shortcut_type="A" if depth < 50 else "B")
     expected = parameter_count(plain)
     layers = (
-        {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}[depth]
+        {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}[depth]
         if family == "resnet"
         else (3, 4, 23, 3)
     )
@@ -193,10 +211,31 @@ def test_stc_parameter_counts(name, family, depth, frames, reduction, branches):
         tc = t * c
         scb = tc * (tc // reduction) + tc // reduction + (tc // reduction) * c + c
         per_block = {"stc": tcb + scb, "tcb": tcb, "scb": scb}[branches]
-        expected += count * per_block
+        expected += (count if placement == "block" else 1) * per_block
     with torch.device("meta"):
-        model = build(name, 400, frames=frames, reduction=reduction, branches=branches)
+        model = build(
+            name, 400, frames=frames, reduction=reduction, branches=branches, placement=placement
+        )
     assert sum(p.numel() for p in model.parameters()) == expected
+    with_stc = sorted({k.split(".stc.")[0] for k in model.state_dict() if ".stc." in k})
+    if placement == "block":
+        assert len(with_stc) == sum(layers)
+    else:  # the last residual block of each stage
+        assert with_stc == [f"layer{s + 1}.{n - 1}" for s, n in enumerate(layers)]
+
+
+def test_stage_placement_paper_scale_counts():
+    # The figures the README's table and the issue quote: STC-ResNeXt-101 (plain 48.3M) gains
+    # ~70M with an STC block in every residual block at 16 frames, 639M at 64.
+    def millions(**kwargs):
+        with torch.device("meta"):
+            model = build("stc_resnext3d_101", 400, **kwargs)
+        return sum(p.numel() for p in model.parameters()) / 1e6
+
+    plain = parameter_count(resnet_spec("resnext", 101, 400)) / 1e6
+    assert round(millions(frames=16) - plain) == 70
+    assert round(millions(frames=64) - plain) == 639
+    assert millions(frames=16, placement="stage") - plain < 20
 
 
 def test_defaults_and_options_pass_through():
@@ -219,6 +258,29 @@ def test_defaults_and_options_pass_through():
     assert [b.frames for b in blocks] == [16, 16, 8, 8, 4, 4, 2, 2]
 
 
+def test_placement_option_passes_through_and_is_inferred_from_keys():
+    with torch.device("meta"):
+        block = build("stc_resnet3d_18", 3)
+        stage = build("stc_resnet3d_18", 3, placement="stage", backend="reference")
+        one_per_stage = build("stc_resnet3d_10", 3, placement="stage")
+        plain = build("resnet3d_18", 3)
+    assert block.stc_placement == "block" and stage.stc_placement == "stage"
+    assert plain.stc_placement is None
+    assert [n for n, _ in _stc_blocks(stage)] == [f"layer{s}.1.stc" for s in range(1, 5)]
+    assert all(b.backend == "reference" for _, b in _stc_blocks(stage))
+    assert infer_placement(block.state_dict()) == "block"
+    assert infer_placement(stage.state_dict()) == "stage"
+    assert infer_placement(plain.state_dict()) is None
+    # One residual block per stage: the two placements build the same network.
+    assert infer_placement(one_per_stage.state_dict()) == "block"
+    odd = {k: v for k, v in block.state_dict().items() if not k.startswith("layer2.1.stc.")}
+    assert infer_placement(odd) is None
+    config = {"model": "stc_resnet3d_18", "frames": 16, "size": 112}
+    with torch.device("meta"):
+        assert build_from_config(config, 3).stc_placement == "block"  # saved before the option
+        assert build_from_config({**config, "placement": "stage"}, 3).stc_placement == "stage"
+
+
 def test_build_errors():
     with pytest.raises(ValueError, match="unknown model 'stc_resnet3d_17'.*did you mean"):
         build("stc_resnet3d_17", 10)
@@ -230,6 +292,13 @@ def test_build_errors():
         build("resnet3d_18", 10, frames=0)
     with pytest.raises(ValueError, match="branches"):
         build("stc_resnet3d_18", 10, branches="both")
+    with pytest.raises(ValueError, match=r"placement must be one of \('block', 'stage'\)"):
+        build("stc_resnet3d_18", 10, placement="layer")
+    with pytest.raises(ValueError, match="resnet3d_18 has no STC blocks.*placement"):
+        build("resnet3d_18", 10, placement="stage")
+    config = {"model": "resnet3d_18", "frames": 16, "size": 112, "placement": "stage"}
+    with pytest.raises(ValueError, match="has no STC blocks"):
+        build_from_config(config, 10)
 
 
 def test_shortcut_a_pads_channels_and_passes_gradients():

@@ -140,6 +140,7 @@ def fresh_dynamo():
     torch._dynamo.reset()
 
 
+@pytest.mark.slow  # dynamo traces the whole network
 @pytest.mark.usefixtures("fresh_dynamo")
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_torch_compile_fullgraph(backend):
@@ -159,6 +160,7 @@ def test_torch_compile_fullgraph(backend):
         torch.compile(compiled_model, backend="aot_eager")(torch.randn(2, 3, 4, SIZE, SIZE))
 
 
+@pytest.mark.slow  # inductor compiles C++
 @pytest.mark.usefixtures("fresh_dynamo")
 def test_torch_compile_inductor_forward():
     if "cpu" not in BACKENDS:
@@ -187,3 +189,36 @@ def test_stc_blocks_see_their_stage_frames():
         hook.remove()
     assert len(seen) == 4 and all(t == frames for t, frames in seen.values())
     assert [frames for _, frames in seen.values()] == [4, 2, 1, 1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_stage_placement_trains_and_round_trips(backend, tmp_path):
+    # Two residual blocks per stage, so "stage" differs from "block": the STC block sits in
+    # the second block of each stage only, and gradients reach it through the whole net.
+    def tiny(placement: str) -> ResNet3D:
+        torch.manual_seed(0)
+        stc = STCConfig(backend=backend, placement=placement)
+        return ResNet3D(
+            BasicBlock3D, (2, 2, 2, 2), CLASSES, FRAMES, SIZE, widths=(8, 16, 16, 32), stc=stc
+        )
+
+    model = tiny("stage")
+    assert sorted({n.split(".stc.")[0] for n, _ in model.named_parameters() if ".stc." in n}) == [
+        f"layer{s}.1" for s in range(1, 5)
+    ]
+    x, y = _batch(torch.float32)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    loss, grads = _train_step(model, x, y)
+    assert torch.isfinite(loss)
+    stc_grads = [n for n in grads if ".stc." in n]
+    assert stc_grads and all(grads[n].abs().sum() > 0 for n in stc_grads)
+    assert all(not torch.equal(before[n], p) for n, p in model.named_parameters() if ".stc." in n)
+
+    torch.save(model.state_dict(), tmp_path / "stage.pt")
+    restored = tiny("stage")
+    restored.load_state_dict(torch.load(tmp_path / "stage.pt", weights_only=True))
+    model.eval(), restored.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(restored(x), model(x), rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match=r"Missing key\(s\).*layer1\.0\.stc"):
+        tiny("block").load_state_dict(torch.load(tmp_path / "stage.pt", weights_only=True))

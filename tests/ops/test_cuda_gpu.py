@@ -1,22 +1,20 @@
-"""GPU-only checks of the "cuda" backend (csrc/cuda), beyond the backend-parametrized suite.
+"""GPU-only checks of the "cuda" backend (csrc/cuda), beyond the device-parametrized suites.
 
 test_stc.py already runs the whole STC suite for "cuda" on a GPU machine (every dtype,
-both layouts, odd shapes, poisoned outputs, forward and backward). Here:
+both layouts, odd shapes, poisoned outputs, forward and backward), and test_registration.py
+runs opcheck, gradcheck, torch.compile(fullgraph=True) and autocast on CUDA tensors. Here:
 
 * each kernel op against float64 at shapes and pointer offsets chosen to reach every
-  kernel path: split and unsplit reductions, rows and channel runs that do not start on a
+  kernel path: split and unsplit H*W sums, rows and channel runs that do not start on a
   16-byte boundary, misaligned views (scalar fallback), grid-stride loops, batch chunking
   past 2**31 elements;
-* bitwise run-to-run determinism of the split reductions;
-* opcheck, gradcheck, torch.compile(fullgraph=True) and autocast on CUDA tensors;
+* bitwise run-to-run determinism of the split H*W sums;
 * CUDA-graph capture and replay of forward + backward.
 
 Skipped without a GPU and an extension built with its CUDA kernels.
 """
 
 from __future__ import annotations
-
-import copy
 
 import pytest
 import torch
@@ -32,13 +30,13 @@ pytestmark = pytest.mark.skipif(
 
 ops = torch.ops.stc_ext
 DTYPES = [torch.float64, torch.float32, torch.bfloat16, torch.float16]
-# (N, C, T, H, W) reaching each path of csrc/cuda/stc_reduce.cuh and stc_map.cuh.
+# (N, C, T, H, W) reaching each path of csrc/cuda/stc_sum.cuh and stc_map.cuh.
 SHAPES = [
     (1, 1, 1, 1, 1),  # one element
     (2, 3, 2, 5, 7),  # nothing a multiple of the 16-byte pack
     (2, 16, 4, 7, 7),  # H*W = 49: NCTHW rows start off pack boundaries
-    (1, 4, 2, 64, 64),  # few long rows: split NCTHW reduction
-    (1, 64, 1, 56, 56),  # few positions per block: split NTHWC reduction
+    (1, 4, 2, 64, 64),  # few long rows: split NCTHW sum
+    (1, 64, 1, 56, 56),  # few positions per block: split NTHWC sum
     (3, 33, 2, 3, 3),  # C not a multiple of the pack
     (2, 520, 1, 4, 4),  # several channel tiles
     (4, 64, 8, 28, 28),  # grid-stride loops
@@ -131,85 +129,12 @@ def test_kernel_ops_match_float64(shape, dtype, channels_last, misaligned, poiso
 
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["ncthw", "cl3d"])
-def test_split_reductions_are_bitwise_deterministic(channels_last):
+def test_split_sums_are_bitwise_deterministic(channels_last):
     gen = torch.Generator().manual_seed(0)
     shape = (1, 4, 2, 64, 64) if not channels_last else (1, 64, 1, 56, 56)
     x, dy, y = (_feature_map(shape, torch.float32, channels_last, False, gen) for _ in range(3))
     assert torch.equal(ops.pool(x), ops.pool(x))
     assert torch.equal(ops.rescale_backward_sums(dy, x, y), ops.rescale_backward_sums(dy, x, y))
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("channels_last", [False, True], ids=["ncthw", "cl3d"])
-def test_opcheck_kernels(dtype, channels_last):
-    x = random_feature_map((2, 8, 3, 4, 5), dtype, channels_last).cuda()
-    y = torch.relu(random_feature_map((2, 8, 3, 4, 5), dtype, channels_last)).cuda()
-    g = torch.rand(2, 8, device="cuda")
-    s = torch.randn(2, 8, 3, device="cuda")
-    torch.library.opcheck(ops.pool.default, (x,))
-    torch.library.opcheck(ops.rescale.default, (x, g, None))
-    torch.library.opcheck(ops.rescale.default, (x, g, torch.randn_like(x)))
-    torch.library.opcheck(ops.rescale_backward_sums.default, (torch.randn_like(x), x, None))
-    torch.library.opcheck(ops.rescale_backward_sums.default, (torch.randn_like(x), x, y))
-    torch.library.opcheck(ops.rescale_backward_input.default, (torch.randn_like(x), g, s, None))
-    torch.library.opcheck(ops.rescale_backward_input.default, (torch.randn_like(x), g, s, y))
-
-
-@pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
-@pytest.mark.parametrize("channels_last", [False, True], ids=["ncthw", "cl3d"])
-def test_opcheck_and_gradcheck_stc(residual, channels_last):
-    block = randomize_block(STCBlock(6, 3, reduction=2).double()).cuda()
-    for p in block.parameters():
-        p.requires_grad_(True)
-    x = random_feature_map((2, 6, 3, 3, 4), torch.float64, channels_last).cuda().requires_grad_()
-    identity = torch.randn_like(x).requires_grad_() if residual else None
-    weights = list(block.params().flat())
-    torch.library.opcheck(torch.ops.stc_ext.stc.default, (x, identity, *weights, "cuda"))
-
-    def fn(x, identity, *weights):
-        return torch.ops.stc_ext.stc(x, identity, *weights, "cuda")[0]
-
-    assert torch.autograd.gradcheck(fn, (x, identity, *weights), eps=1e-6, atol=1e-7)
-
-
-@pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
-def test_compile_fullgraph_matches_eager(residual):
-    torch._dynamo.reset()
-    block = randomize_block(STCBlock(16, 4, backend="cuda")).cuda()
-    x = random_feature_map((2, 16, 4, 6, 6), torch.float32).cuda()
-    identity = torch.randn_like(x) if residual else None
-    grad_y = torch.randn_like(x)
-    compiled = torch.compile(block, fullgraph=True)
-
-    def run(module):
-        xi = x.clone().requires_grad_()
-        y = module(xi, identity)
-        y.backward(grad_y)
-        grads = [xi.grad] + [p.grad.clone() for p in block.parameters()]
-        block.zero_grad(set_to_none=True)
-        return y.detach(), grads
-
-    y_eager, grads_eager = run(block)
-    y_compiled, grads_compiled = run(compiled)
-    assert_close("y", y_compiled, y_eager, torch.float32)
-    for g_c, g_e in zip(grads_compiled, grads_eager, strict=True):
-        assert_close("grad", g_c, g_e, torch.float32, gradient=True)
-
-
-def test_autocast_bf16_activations_with_fp32_weights():
-    torch.manual_seed(0)
-    conv = torch.nn.Conv3d(3, 12, kernel_size=1).cuda()
-    block = randomize_block(STCBlock(12, 4, backend="cuda")).cuda()
-    x = torch.randn(2, 3, 4, 6, 6, device="cuda")
-    with torch.autocast("cuda", dtype=torch.bfloat16):
-        features = conv(x)
-        y = block(features, features)
-    assert features.dtype == torch.bfloat16 and y.dtype == torch.bfloat16
-    y.float().sum().backward()
-    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in block.parameters())
-    f64 = features.detach().double()
-    expected = stc_ext.stc_reference(f64, copy.deepcopy(block).double().params(), f64)
-    assert (y.double() - expected).abs().max() <= 2**-7 * (1 + expected.abs().max())
 
 
 @pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
@@ -265,6 +190,7 @@ def test_cuda_graph_capture_of_forward_and_backward(residual, channels_last):
             assert_close("grad", grad, grad_eager, torch.float32, gradient=True)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not torch.cuda.is_available() or torch.cuda.get_device_properties(0).total_memory < 40 * 2**30,
     reason="needs a GPU with >= 40 GiB",

@@ -1,8 +1,10 @@
-"""The JIT fallback (stc_ext/ops/jit.py): used only when asked for, never breaking import.
+"""The JIT fallback (stc_ext/ops/jit.py, loaded by stc_ext/ops/native.py): used only when
+asked for, never breaking import.
 
 Each scenario runs in a fresh interpreter in which ``stc_ext._C`` cannot be imported (as
 on an install that did not build it): the op library can be registered once per process,
-and this one already loaded the built extension.
+and this one already loaded the built extension. Each takes seconds (a fresh interpreter,
+or a compile): they are marked slow.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ def test_build_directory_is_keyed_by_torch_python_and_sources(tmp_path: Path):
     assert jit.build_directory(with_cuda=False, root=tmp_path) == directory  # stable
 
 
+@pytest.mark.slow
 def test_without_opt_in_import_works_and_nothing_is_built(tmp_path: Path):
     result = _run_python(
         textwrap.dedent(
@@ -112,6 +115,7 @@ def test_without_opt_in_import_works_and_nothing_is_built(tmp_path: Path):
     assert not (tmp_path / "jit").exists()
 
 
+@pytest.mark.slow
 def test_failed_jit_build_warns_and_import_still_works(tmp_path: Path):
     result = _run_python(
         textwrap.dedent(
@@ -131,6 +135,7 @@ def test_failed_jit_build_warns_and_import_still_works(tmp_path: Path):
     assert "JIT build of the extension failed" in result.stderr
 
 
+@pytest.mark.slow
 def test_jit_build_compiles_loads_and_is_reused(tmp_path: Path):
     reason = _can_compile()
     if reason is not None:
@@ -150,3 +155,24 @@ def test_jit_build_compiles_loads_and_is_reused(tmp_path: Path):
     )
     assert second.returncode == 0, second.stderr[-6000:]
     assert libraries[0].stat().st_mtime_ns == built
+
+
+@pytest.mark.slow
+def test_stc_ext_jit_is_read_when_the_extension_is_needed(tmp_path: Path):
+    """STC_EXT_JIT is read on each call while the extension is missing, not frozen at import."""
+    result = _run_python(
+        textwrap.dedent(
+            """
+            import os
+            import stc_ext
+            from stc_ext.ops import native
+            assert "JIT" not in native.load()  # not asked for: no build tried
+            os.environ["STC_EXT_JIT"] = "1"
+            assert "JIT build failed" in native.load()  # asked for now: tried (and failed)
+            """
+        ),
+        tmp_path,
+        CXX=shutil.which("false") or "/bin/false",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "JIT build of the extension failed" in result.stderr

@@ -1,4 +1,4 @@
-"""What is specific to the triton backend: the split H*W reduction, determinism, rounding,
+"""What is specific to the triton backend: the split H*W sum, determinism, rounding,
 mixed layouts, autotune configs, fake/real consistency and when the backend exists.
 
 tests/ops/test_stc.py runs the shared numerics tests for "triton" wherever it is
@@ -48,7 +48,7 @@ def device(request):
 
 @pytest.fixture
 def forced_split(monkeypatch):
-    """Make every reduction split H*W into 16-position chunks; yields the splits planned."""
+    """Make every H*W sum split into 16-position chunks; yields the splits planned."""
     planned = []
     plan = triton_ops._plan_split
 
@@ -76,17 +76,17 @@ def _block_case(shape, dtype, channels_last, residual, device, seed):
     return block, x, identity, grad_y
 
 
-# --- the split reduction ---------------------------------------------------------------
+# --- the split H*W sum -----------------------------------------------------------------
 
 
 @needs_backend
 @pytest.mark.parametrize("dtype", DTYPES, ids=_dtype_id)
 @pytest.mark.parametrize("channels_last", [False, True], ids=["ncthw", "cl3d"])
 @pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
-def test_split_reduction_matches_reference(
+def test_split_sum_matches_reference(
     device, forced_split, dtype, channels_last, residual, poisoned_outputs
 ):
-    """pool and backward_sums with H*W = 90 cut into 3 splits (32, 32, 26 positions),
+    """pool and rescale_backward_sums with H*W = 90 cut into 3 splits (32, 32, 26 positions),
     checked through the whole block, forward and backward; the poisoned partials
     workspace shows any partial left unwritten."""
     shape = (2, 6, 3, 9, 10)
@@ -103,16 +103,16 @@ def test_split_reduction_matches_reference(
 
 
 @needs_backend
-def test_split_and_unsplit_reductions_agree(device, monkeypatch):
-    """The two-stage reduction computes the same sums as the one-pass reduction."""
+def test_split_and_unsplit_sums_agree(device, monkeypatch):
+    """The two-stage H*W sum computes the same sums as the one-pass sum."""
     gen = torch.Generator().manual_seed(3)
     x = random_feature_map((2, 5, 2, 11, 13), torch.float32, generator=gen).to(device)
     dy = torch.randn(x.shape, generator=gen).to(device)
     y = torch.relu(torch.randn(x.shape, generator=gen)).to(device)
-    unsplit = [triton_ops.pool(x), triton_ops.backward_sums(dy, x, y)]
+    unsplit = [triton_ops.pool(x), triton_ops.rescale_backward_sums(dy, x, y)]
     monkeypatch.setattr(triton_ops, "_target_programs", lambda device: 1 << 30)
     monkeypatch.setattr(triton_ops, "_MIN_SPLIT_HW", 16)
-    split = [triton_ops.pool(x), triton_ops.backward_sums(dy, x, y)]
+    split = [triton_ops.pool(x), triton_ops.rescale_backward_sums(dy, x, y)]
     for a, b in zip(unsplit, split, strict=True):
         # Only the summation order differs: fp32 rounding of 143-term sums.
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
@@ -138,14 +138,14 @@ def test_split_plan(monkeypatch):
 
 @needs_backend
 @pytest.mark.parametrize("deterministic", [False, True], ids=["default", "deterministic"])
-def test_reductions_are_bitwise_reproducible(device, forced_split, deterministic):
+def test_sums_are_bitwise_reproducible(device, forced_split, deterministic):
     x = random_feature_map((2, 7, 3, 12, 12), torch.float32, channels_last=True).to(device)
     dy, y = torch.randn_like(x), torch.relu(torch.randn_like(x))
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(deterministic)
     try:
-        first = [triton_ops.pool(x), triton_ops.backward_sums(dy, x, y)]
-        second = [triton_ops.pool(x), triton_ops.backward_sums(dy, x, y)]
+        first = [triton_ops.pool(x), triton_ops.rescale_backward_sums(dy, x, y)]
+        second = [triton_ops.pool(x), triton_ops.rescale_backward_sums(dy, x, y)]
     finally:
         torch.use_deterministic_algorithms(previous)
     assert forced_split and min(forced_split) > 1
@@ -193,10 +193,10 @@ def test_ops_accept_mixed_layouts(device, poisoned_outputs):
         assert y.stride() == empty_output(a).stride()
         torch.testing.assert_close(y, torch.relu(a * gb + b))
 
-        r = triton_ops.backward_sums(b, a, b)  # grad_y and y in another layout than x
-        torch.testing.assert_close(r, (b * a * mask).sum(dim=(3, 4)))
+        sums = triton_ops.rescale_backward_sums(b, a, b)  # grad_y, y in another layout than x
+        torch.testing.assert_close(sums, (b * a * mask).sum(dim=(3, 4)))
 
-        dx, d_identity = triton_ops.backward_input(a, g, ds, b)
+        dx, d_identity = triton_ops.rescale_backward_input(a, g, ds, b)
         assert dx.stride() == d_identity.stride() == empty_output(a).stride()
         da = a * (b > 0)
         torch.testing.assert_close(dx, gb * da + (ds / 20)[..., None, None])
@@ -219,16 +219,16 @@ def test_opcheck_kernels(device, channels_last):
         (ops.pool, (x,)),
         (ops.rescale, (x, g, None)),
         (ops.rescale, (x, g, dy)),
-        (ops.backward_sums, (dy, x, None)),
-        (ops.backward_sums, (dy, x, y)),
-        (ops.backward_input, (dy, g, s, None)),
-        (ops.backward_input, (dy, g, s, y)),
+        (ops.rescale_backward_sums, (dy, x, None)),
+        (ops.rescale_backward_sums, (dy, x, y)),
+        (ops.rescale_backward_input, (dy, g, s, None)),
+        (ops.rescale_backward_input, (dy, g, s, y)),
     ]:
         torch.library.opcheck(op, args)
 
 
 @needs_backend
-def test_kernel_ops_check_their_arguments(device):
+def test_kernel_ops_assert_what_their_memory_accesses_rely_on(device):
     x = torch.randn(2, 8, 4, 5, 5, device=device)
     with pytest.raises(RuntimeError, match="g must be"):
         triton_ops.rescale(x, torch.rand(2, 7, device=device), None)
@@ -246,21 +246,22 @@ def test_kernel_ops_check_their_arguments(device):
 @pytest.mark.skipif(triton_ops is None, reason="triton is not installed")
 def test_autotune_configs_and_keys():
     ops = triton_ops
-    tuned = [ops._rescale_tuned, ops._backward_input_tuned, ops._reduce_tuned]
-    if ops.INTERPRET:  # one config each, so the interpreter never benchmarks
-        assert all(len(k.configs) == 1 for k in [*tuned, ops._reduce_fixed])
-    for configs in (ops.GPU_ELEMENTWISE_CONFIGS, ops.GPU_REDUCE_CONFIGS):
+    tuned = [ops._rescale_tuned, ops._rescale_backward_input_tuned, ops._sum_tuned]
+    if ops.INTERPRETED:  # one config each, so the interpreter never benchmarks
+        assert all(len(k.configs) == 1 for k in [*tuned, ops._sum_fixed])
+    for configs in (ops.GPU_ELEMENTWISE_CONFIGS, ops.GPU_SUM_CONFIGS):
         assert 1 < len(configs) <= 6
         for config in configs:
             tile = config.kwargs["TILE"]
             assert tile & (tile - 1) == 0 and tile >= ops.GPU_MAX_COL
     # Shape, layout and form are all in the key (the dtypes Triton adds by itself), so
     # one tuned choice is never reused for another layout or form.
-    assert {"rows", "cols", "CHANNELS_LAST", "HAS_IDENTITY"} <= set(ops._rescale_tuned.keys)
-    assert {"rows", "cols", "CHANNELS_LAST", "HAS_Y"} <= set(ops._backward_input_tuned.keys)
-    assert {"M", "C", "HW", "MODE", "CHANNELS_LAST"} <= set(ops._reduce_tuned.keys)
-    # Deterministic mode reduces with one fixed config, whatever tuning picked.
-    assert len(ops._reduce_fixed.configs) == 1
+    assert {"rows", "cols", "CHANNELS_LAST", "RESIDUAL"} <= set(ops._rescale_tuned.keys)
+    keys = set(ops._rescale_backward_input_tuned.keys)
+    assert {"rows", "cols", "CHANNELS_LAST", "RESIDUAL"} <= keys
+    assert {"M", "C", "HW", "PRODUCT", "RESIDUAL", "CHANNELS_LAST"} <= set(ops._sum_tuned.keys)
+    # Deterministic mode sums with one fixed config, whatever tuning picked.
+    assert len(ops._sum_fixed.configs) == 1
 
 
 @pytest.mark.skipif(triton_ops is None, reason="triton is not installed")
@@ -292,12 +293,14 @@ def _backends_in_subprocess(code: str, interpret: bool) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_backend_absent_without_triton():
     """No triton package: importing stc_ext still works; there is just no triton backend."""
     out = _backends_in_subprocess("import sys\nsys.modules['triton'] = None", interpret=True)
     assert "reference" in out and "triton" not in out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present here")
 @pytest.mark.skipif(triton_ops is None, reason="triton is not installed")
 def test_backend_absent_without_gpu_or_interpreter():
@@ -335,21 +338,22 @@ for dt, acc in [("bf16", "fp32"), ("fp64", "fp64")]:
     for cl in [False, True]:
         io = dict(CHANNELS_LAST=cl, BLOCK_COL=64, TILE=4096)
         stats = ["M", "C", "T", "HW", "hw_per_split"]
-        compile_for_sm90(K._reduce_hw_kernel, dict(
+        compile_for_sm90(K._sum_hw_kernel, dict(
             a_ptr=f"*{dt}", b_ptr=f"*{dt}", y_ptr=f"*{dt}", out_ptr=f"*{acc}"),
-            stats, dict(MODE=2, MEAN=True, MAX_P=256, **io))
+            stats, dict(PRODUCT=True, RESIDUAL=True, MEAN=True, MAX_P=256, **io))
         compile_for_sm90(K._rescale_kernel, dict(
-            x_ptr=f"*{dt}", g_ptr=f"*{acc}", id_ptr=f"*{dt}", y_ptr=f"*{dt}"),
-            ["rows", "cols", "C", "T", "HW"], dict(HAS_IDENTITY=True, **io))
-        compile_for_sm90(K._backward_input_kernel, dict(
-            dy_ptr=f"*{dt}", g_ptr=f"*{acc}", ds_ptr=f"*{acc}", y_ptr=f"*{dt}",
-            dx_ptr=f"*{dt}", did_ptr=f"*{dt}"),
-            ["rows", "cols", "C", "T", "HW"], dict(HAS_Y=True, **io))
+            x_ptr=f"*{dt}", g_ptr=f"*{acc}", identity_ptr=f"*{dt}", y_ptr=f"*{dt}"),
+            ["rows", "cols", "C", "T", "HW"], dict(RESIDUAL=True, **io))
+        compile_for_sm90(K._rescale_backward_input_kernel, dict(
+            grad_y_ptr=f"*{dt}", g_ptr=f"*{acc}", grad_s_ptr=f"*{acc}", y_ptr=f"*{dt}",
+            grad_x_ptr=f"*{dt}", grad_identity_ptr=f"*{dt}"),
+            ["rows", "cols", "C", "T", "HW"], dict(RESIDUAL=True, **io))
     compile_for_sm90(K._sum_splits_kernel, dict(part_ptr=f"*{acc}", out_ptr=f"*{acc}"),
                      ["M", "SPLITS", "HW"], dict(MEAN=True, BLOCK=1024))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(triton_ops is None, reason="triton is not installed")
 def test_kernels_compile_for_the_gpu_with_16_byte_accesses():
     """The interpreter accepts code the GPU compiler rejects: compile for sm_90 here (no
@@ -370,7 +374,7 @@ def test_kernels_compile_for_the_gpu_with_16_byte_accesses():
     assert len(rows) == 14
     for name, load, store in rows:
         assert int(load) == 16, f"{name}: widest load {load} bytes"
-        if name != "_reduce_hw_kernel":  # it stores one value per (n, c, t)
+        if name != "_sum_hw_kernel":  # it stores one value per (n, c, t)
             assert int(store) == 16, f"{name}: widest store {store} bytes"
 
 
@@ -390,9 +394,9 @@ def test_compile_traces_into_the_kernels(channels_last):
     def fn(x, identity, g, dy):
         s = triton_ops.pool(x)
         y = triton_ops.rescale(x, g, identity)
-        r = triton_ops.backward_sums(dy, x, y)
-        dx, d_identity = triton_ops.backward_input(dy, g, r, y)
-        return s, y, r, dx, d_identity
+        sums = triton_ops.rescale_backward_sums(dy, x, y)
+        dx, d_identity = triton_ops.rescale_backward_input(dy, g, sums, y)
+        return s, y, sums, dx, d_identity
 
     eager = fn(x, identity, g, dy)
     compiled = torch.compile(fn, fullgraph=True)(x, identity, g, dy)

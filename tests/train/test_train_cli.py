@@ -12,34 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch.distributed as dist
+from train_helpers import TINY_FLAGS
 
 from stc_ext.cli import main
 from stc_ext.train import load_checkpoint
-
-TINY_FLAGS = [
-    "--dataset",
-    "synthetic",
-    "--model",
-    "stc_resnet3d_10",
-    "--widths",
-    "8,8,8,8",
-    "--frames",
-    "4",
-    "--size",
-    "32",
-    "--short-side",
-    "32",
-    "--batch-size",
-    "4",
-    "--micro-batch-size",
-    "2",
-    "--lr",
-    "0.05",
-    "--workers",
-    "0",
-    "--no-progress",
-    "--no-tensorboard",
-]
 
 
 def _subprocess_env() -> dict[str, str]:
@@ -48,6 +24,7 @@ def _subprocess_env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow  # three runs: train, resume, evaluate
 def test_train_resume_evaluate_through_the_cli(tiny_data, tmp_path, capsys):
     out = tmp_path / "run"
     config = tmp_path / "tiny.json"
@@ -134,11 +111,19 @@ def test_cli_reports_bad_configuration_without_a_traceback(tiny_data, tmp_path, 
         ]
     )
     err = capsys.readouterr().err
-    assert code == 1 and err.startswith("stc train: error: unknown model 'stc_resnet3d_19'")
+    assert code == 1 and err.startswith(
+        "stc train: error: --model: unknown model 'stc_resnet3d_19'"
+    )
+    # The library names the config field; the command shows its flag instead.
+    code = main(["train", *TINY_FLAGS, "--root", str(tiny_data), "--micro-batch-size", "-1"])
+    err = capsys.readouterr().err
+    assert code == 1 and err == "stc train: error: --micro-batch-size: must be positive, got -1\n"
     code = main(["train", "--config", str(tmp_path / "none.yaml")])
     assert code == 1 and "config file not found" in capsys.readouterr().err
     code = main(["evaluate", "--checkpoint", str(tmp_path / "none.pt")])
-    assert code == 1 and "--checkpoint: not found" in capsys.readouterr().err
+    assert (
+        code == 1 and f"--checkpoint: {tmp_path / 'none.pt'}: not found" in capsys.readouterr().err
+    )
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, seconds: float) -> None:
@@ -152,6 +137,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, seconds: float) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow  # a subprocess trains a whole epoch first
 def test_ctrl_c_saves_and_exits_cleanly(tiny_data, tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen(
@@ -183,6 +169,7 @@ def test_ctrl_c_saves_and_exits_cleanly(tiny_data, tmp_path):
     assert saved["epoch"] >= 1 and saved["step"] >= 3
 
 
+@pytest.mark.slow  # torchrun starts two processes
 @pytest.mark.skipif(
     not dist.is_available() or not dist.is_gloo_available(),
     reason="torch.distributed with gloo is needed",

@@ -34,8 +34,9 @@ def _non_default_config() -> TrainConfig:
         stride=4,
         model="stc_resnext3d_101",
         branches="tcb",
+        placement="stage",
         widths=[8, 16, 32, 64],
-        shortcut="A",
+        shortcut_type="A",
         epochs=7,
         batch_size=64,
         micro_batch_size=8,
@@ -82,12 +83,13 @@ def test_yaml_file_with_dashes_and_strings(tmp_path):
     "values, message",
     [
         ({"epoch": 3}, "unknown option 'epoch' (did you mean 'epochs'?)"),
-        ({"frames": "sixteen"}, "frames must be an integer"),
-        ({"lr": True}, "lr must be a number"),
-        ({"amp": "fp8"}, "amp must be one of none, bf16, fp16"),
-        ({"widths": "8,x"}, "widths must be a list of integers"),
-        ({"model": None}, "model must not be empty"),
-        ({"compile": "maybe"}, "compile must be true or false"),
+        ({"frames": "sixteen"}, "frames: must be an integer"),
+        ({"lr": True}, "lr: must be a number"),
+        ({"amp": "fp8"}, "amp: must be one of none, bf16, fp16"),
+        ({"widths": "8,x"}, "widths: must be a list of integers"),
+        ({"model": None}, "model: must not be empty"),
+        ({"compile": "maybe"}, "compile: must be true or false"),
+        ({"placement": "layer"}, "placement: must be one of block, stage"),
     ],
 )
 def test_bad_values_are_named(values, message):
@@ -146,3 +148,27 @@ def test_resolution_order(tmp_path):
     ev = resolve_eval_config({"splits": "1,2,3"}, None)
     assert ev.splits == [1, 2, 3] and ev.subset == "test"
     assert config_to_dict(EvalConfig())["splits"] == [1]
+
+
+def test_saved_configs_with_old_field_names_still_load(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model": "resnet3d_18", "shortcut": "B"}))  # an older config.json
+    assert resolve_train_config({}, path).shortcut_type == "B"
+    assert config_from_dict(TrainConfig, {"shortcut": "A"}).shortcut_type == "A"
+    both = {"shortcut": "A", "shortcut-type": "B"}  # the current name wins
+    assert config_from_dict(TrainConfig, both).shortcut_type == "B"
+
+
+def test_library_errors_name_the_config_field():
+    with pytest.raises(ConfigError) as caught:
+        TrainConfig(lr=-1.0).validate()
+    assert (caught.value.field, caught.value.detail) == ("lr", "must be positive, got -1.0")
+    assert str(caught.value) == "lr: must be positive, got -1.0"
+    with pytest.raises(ConfigError, match="^label_smoothing: must be in"):
+        TrainConfig(label_smoothing=1.0).validate()
+    with pytest.raises(ConfigError, match="^val_annotations: dataset kinetics validates on"):
+        TrainConfig(dataset="kinetics").validate()
+    with pytest.raises(ConfigError, match="^placement: resnet3d_18 has no STC blocks"):
+        TrainConfig(model="resnet3d_18", placement="stage").validate()
+    TrainConfig().validate()  # the defaults are valid
+    assert TrainConfig().placement == "block"  # what checkpoints before the option hold

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
+import shutil
+import time
 
 import pytest
 import torch
-from train_helpers import tiny_config
+from train_helpers import copy_dataset, tiny_config
 
 from stc_ext.train import (
+    ClassifyTask,
     ConfigError,
+    Trainer,
     config_from_dict,
     format_train_summary,
     load_checkpoint,
@@ -52,20 +57,26 @@ def _bad_configs(data, run_dir, tmp_path):
 
     last = str(run_dir / "last.pt")
     return [
-        (base(model="stc_resnet3d_11"), "unknown model 'stc_resnet3d_11'; did you mean"),
-        (base(root=str(tmp_path / "nowhere")), "--root (synthetic videos) not found"),
-        (base(root=str(tmp_path)), "synthetic split folder not found"),
-        (base(dataset="ucf101"), "--annotations (ucf101 split folder) is required"),
-        (base(micro_batch_size=3), "--micro-batch-size 3 does not divide the per-rank batch 4"),
+        (base(model="stc_resnet3d_11"), "model: unknown model 'stc_resnet3d_11'; did you mean"),
+        (base(root=str(tmp_path / "nowhere")), "root: synthetic videos not found"),
+        (base(root=str(tmp_path)), "annotations: synthetic split folder not found"),
+        (base(dataset="ucf101"), "annotations: is required (ucf101 split folder)"),
+        (base(micro_batch_size=3), "micro_batch_size: 3 does not divide the per-rank batch 4"),
         (base(batch_size=64, micro_batch_size=4), "larger than the training set (12 videos)"),
-        (base(size=48), "--size 48 must not exceed --short-side 32"),
-        (base(sync_bn=True), "--sync-bn needs CUDA devices"),
-        (base(backend="cuda"), "--backend cuda"),
-        (base(model="resnet3d_10", branches="tcb"), "resnet3d_10 has no STC blocks"),
-        (base(dataset="kinetics"), "validates on --val-annotations"),
-        (base(init=str(tmp_path / "missing.pt")), "--init: checkpoint not found"),
-        (base(out_dir=str(run_dir)), "already holds a run (last.pt); pass --resume"),
-        (base(resume=str(tmp_path / "missing.pt")), "checkpoint not found"),
+        (base(size=48), "size: must not exceed short_side, got 48 > 32"),
+        (base(sync_bn=True), "sync_bn: needs CUDA devices"),
+        (base(backend="cuda"), "backend: stc_ext: backend 'cuda' cannot run on cpu"),
+        (base(model="resnet3d_10", branches="tcb"), "branches: resnet3d_10 has no STC blocks"),
+        (base(dataset="kinetics"), "validates on val_annotations"),
+        (base(init=str(tmp_path / "missing.pt")), f"init: {tmp_path / 'missing.pt'}: not found"),
+        (
+            base(out_dir=str(run_dir)),
+            f"out_dir: {run_dir} already holds a run (last.pt); set resume",
+        ),
+        (
+            base(resume=str(tmp_path / "missing.pt")),
+            f"resume: {tmp_path / 'missing.pt'}: not found",
+        ),
         (
             base(resume=last, frames=8),
             "the checkpoint was made for another model or optimiser "
@@ -73,7 +84,7 @@ def _bad_configs(data, run_dir, tmp_path):
         ),
         (base(resume=last, epochs=2, widths=[4, 4, 4, 4]), "widths: checkpoint [8, 8, 8, 8]"),
         (base(resume=last, optimizer="adamw"), "optimizer: checkpoint 'sgd' vs now 'adamw'"),
-        (base(lr=0.0), "--lr must be positive"),
+        (base(lr=0.0), "lr: must be positive, got 0.0"),
     ]
 
 
@@ -87,7 +98,7 @@ def test_bad_configurations_fail_before_training(tiny_data, finished_run, tmp_pa
 
 def test_batch_must_divide_among_ranks(tiny_data, tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "3")  # as torchrun --nproc_per_node=3 would
-    with pytest.raises(ConfigError, match="--batch-size 4 is not divisible by the world size 3"):
+    with pytest.raises(ConfigError, match="batch_size: 4 is not divisible by the world size 3"):
         train(tiny_config(tiny_data, tmp_path), on_step=_never)
 
 
@@ -143,6 +154,7 @@ def test_mixed_precision(tiny_data, tmp_path, amp):
     assert (scaler is not None) == (amp == "fp16")
 
 
+@pytest.mark.slow  # dynamo traces the training step
 def test_channels_last_and_compile(tiny_data, tmp_path, monkeypatch):
     calls = []
     compile_ = torch.compile
@@ -204,3 +216,45 @@ def test_list_files_with_class_names(tiny_data, tmp_path):
     )
     assert result.classes == sorted(result.classes) and len(result.classes) == 3
     assert result.history[0]["val_top1"] >= 0
+
+
+def test_fp16_on_a_cpu_is_warned_about(tiny_data, tmp_path, caplog):
+    trainer = Trainer(tiny_config(tiny_data, tmp_path, amp="fp16", device="cpu"), ClassifyTask())
+    with caplog.at_level(logging.WARNING, logger="stc_ext"):
+        trainer.setup()
+    trainer.close()
+    assert any("amp fp16 on a CPU" in r.getMessage() for r in caplog.records)
+
+
+def test_a_class_without_training_videos_is_an_error(tiny_data, tmp_path):
+    data = copy_dataset(tiny_data, tmp_path / "data")
+    shutil.rmtree(data / "videos" / "Grow")  # its folder is missing; classInd.txt lists it
+    with pytest.raises(
+        ConfigError, match=r"1 of 3 classes have no training video \(4 listed videos are missing"
+    ) as info:
+        train(tiny_config(data, tmp_path / "run"), on_step=_never)
+    assert str(info.value).endswith(
+        ": Grow. Restore their videos, or remove the classes from the class list"
+    )
+
+
+def test_data_wait_is_measured_and_a_slow_loader_is_named(tiny_data, tmp_path, monkeypatch, caplog):
+    from stc_ext.data import VideoClipDataset
+
+    read = VideoClipDataset.__getitem__
+
+    def slow_read(self, index):
+        time.sleep(0.15)  # a decoder far slower than this tiny network
+        return read(self, index)
+
+    monkeypatch.setattr(VideoClipDataset, "__getitem__", slow_read)
+    with caplog.at_level(logging.INFO, logger="stc_ext.train"):
+        result = train(tiny_config(tiny_data, tmp_path / "run", epochs=1, val_every=0))
+    row = result.history[0]
+    # 3 steps x 4 clips, each read sleeping 0.15 s: at least 1.8 s of the epoch is data wait.
+    assert row["data_wait_s"] >= 1.8 and row["compute_s"] >= 0
+    assert row["data_wait_s"] / (row["data_wait_s"] + row["compute_s"]) > 0.5
+    assert "waiting for the data loader" in caplog.text and "stc prepare" in caplog.text
+    assert "data wait" in format_train_summary(result)
+    logged = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert logged["data_wait_s"] == row["data_wait_s"]

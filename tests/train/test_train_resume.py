@@ -10,7 +10,7 @@ import torch
 from run_helpers import stop_at
 from train_helpers import optimizer_buffers_equal, state_equal, tiny_config
 
-from stc_ext.train import load_checkpoint, resolve_train_config, train
+from stc_ext.train import EvalConfig, evaluate, load_checkpoint, resolve_train_config, train
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +85,21 @@ def test_second_ctrl_c_aborts(tiny_data, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(tiny_data, tmp_path), on_step=interrupt_twice)
     assert not (tmp_path / "last.pt").exists()
+
+
+def test_checkpoints_with_the_old_shortcut_key_resume_and_evaluate(tiny_data, tmp_path):
+    # Shortcut B gives the basic blocks downsample convs: a config read as shortcut A (the
+    # default of ResNet-10) would build a model without them and fail to load the weights.
+    out = tmp_path / "run"
+    train(tiny_config(tiny_data, out, epochs=1, shortcut_type="B"))
+    old = torch.load(out / "last.pt", weights_only=True)
+    old["config"]["shortcut"] = old["config"].pop("shortcut_type")  # as earlier versions wrote
+    torch.save(old, out / "last.pt")
+    assert load_checkpoint(out / "last.pt")["config"]["shortcut_type"] == "B"
+    report = evaluate(EvalConfig(checkpoint=str(out / "last.pt"), workers=0, progress=False))
+    assert report.splits[0].num_videos == 3
+    config = resolve_train_config({"resume": str(out / "last.pt"), "epochs": 2})
+    assert config.shortcut_type == "B"
+    result = train(config)
+    assert result.epochs_done == 2
+    assert "layer2.0.downsample.0.weight" in load_checkpoint(out / "last.pt")["model"]

@@ -12,9 +12,10 @@ import pytest
 import torch
 from transfer_helpers import tiny_transfer_config
 
-import stc_ext.transfer.trainer as transfer_trainer
+import stc_ext.transfer.task as transfer_task
 from stc_ext.data import read_video_folder, synthetic
-from stc_ext.transfer import PairDataset, TransferTrainer, collate_pairs
+from stc_ext.train import Trainer
+from stc_ext.transfer import PairDataset, TransferTask, collate_pairs
 
 pytestmark = pytest.mark.slow  # two runs of 60 steps: about 20-40 s on 2 busy cores
 
@@ -49,7 +50,7 @@ class _ShuffledLabels(PairDataset):
 
 def _train(videos: Path, teacher: Path, out: Path, monkeypatch, shuffled: bool):
     if shuffled:
-        monkeypatch.setattr(transfer_trainer, "PairDataset", _ShuffledLabels)
+        monkeypatch.setattr(transfer_task, "PairDataset", _ShuffledLabels)
     config = tiny_transfer_config(
         videos,
         teacher,
@@ -66,14 +67,14 @@ def _train(videos: Path, teacher: Path, out: Path, monkeypatch, shuffled: bool):
         feature_norm="batchnorm",
         head_warmup_steps=10,
     )
-    trainer = TransferTrainer(config)
+    trainer = Trainer(config, TransferTask())
     trainer.setup()
     result = trainer.fit()
     monkeypatch.undo()
     return trainer, result
 
 
-def _training_pair_accuracy(trainer: TransferTrainer, videos: Path) -> float:
+def _training_pair_accuracy(trainer: Trainer, videos: Path) -> float:
     """Accuracy on every training video's fixed pairs (true labels, centre positions), plus
     four epochs of randomly drawn training pairs: 80 pairs in all."""
     cfg = trainer.config

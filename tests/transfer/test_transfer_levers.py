@@ -131,8 +131,11 @@ def test_bad_levers_are_named(unlabeled_videos, teacher_file, tmp_path):
     with pytest.raises(ValueError, match="head_warmup_pairs must be >= 0"):
         _net(head_warmup_pairs=-1)
     config = tiny_transfer_config(unlabeled_videos, teacher_file, tmp_path, head_warmup_steps=-2)
-    with pytest.raises(ConfigError, match="--head-warmup-steps must be >= 0"):
-        config.correspondence_options()
+    with pytest.raises(ConfigError, match="head_warmup_steps: must not be negative, got -2"):
+        config.validate()
+    config = tiny_transfer_config(unlabeled_videos, teacher_file, tmp_path, feature_norm="l2")
+    with pytest.raises(ConfigError, match="feature_norm: must be one of"):
+        config.validate()
     config = tiny_transfer_config(unlabeled_videos, teacher_file, tmp_path, head_warmup_steps=3)
     assert config.correspondence_options() == {
         "feature_norm": "none",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from run_helpers import stop_at
@@ -13,21 +16,22 @@ from stc_ext.train import (
     ConfigError,
     EvalConfig,
     TrainConfig,
+    Trainer,
     evaluate,
     load_checkpoint,
     load_init_weights,
     resolve_train_config,
     train,
 )
-from stc_ext.transfer import TransferTrainer, resolve_transfer_config, transfer
+from stc_ext.transfer import TransferTask, resolve_transfer_config, transfer
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(unlabeled_videos, teacher_file, tmp_path_factory):
     """2 epochs x 4 steps (9 training videos -> 18 pairs, batch 4), dropout on."""
     out = tmp_path_factory.mktemp("transfer")
-    trainer = TransferTrainer(
-        tiny_transfer_config(unlabeled_videos, teacher_file, out, dropout=0.5)
+    trainer = Trainer(
+        tiny_transfer_config(unlabeled_videos, teacher_file, out, dropout=0.5), TransferTask()
     )
     trainer.setup()
     initial = {k: v.clone() for k, v in trainer.model.student.state_dict().items()}
@@ -50,6 +54,14 @@ def test_run_trains_the_student_and_reports_held_out_pairs(uninterrupted, teache
     checkpoint = load_checkpoint(out / "last.pt")
     assert checkpoint["task"] == "transfer" and len(checkpoint["teacher_sha256"]) == 64
     assert not any(k.startswith("teacher.") for k in checkpoint["model"])
+    # The student's init weights are the model state's own tensors: stored once in the file.
+    init = checkpoint["init_model"]
+    assert "fc.weight" not in init and len(init) == len(student) - 2
+    assert all(
+        init[k].untyped_storage().data_ptr()
+        == checkpoint["model"]["student." + k].untyped_storage().data_ptr()
+        for k in init
+    )
     for name in ("student.pt", "best.pt", "config.json", "metrics.csv"):
         assert (out / name).is_file(), name
 
@@ -127,6 +139,8 @@ def test_stc_train_fine_tunes_from_the_export(uninterrupted, tiny_target, tmp_pa
             "1",
             "--init",
             str(uninterrupted[0] / "student.pt"),
+            "--val-fraction",  # each class is one group of clips: nothing to hold out
+            "0",
             "--out-dir",
             str(tmp_path / "finetune"),
         ]
@@ -186,13 +200,16 @@ def test_cli_transfer_runs_and_prints_pair_accuracy(
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"videos": None}, "--videos is required"),
-        ({"teacher_weights": None}, "--teacher-weights is required"),
-        ({"teacher_weights": "/nonexistent/teacher.pt"}, "file not found"),
-        ({"val_fraction": 1.5}, "--val-fraction"),
-        ({"teacher_frames": 0}, "--teacher-frames"),
+        ({"videos": None}, "videos: is required"),
+        ({"teacher_weights": None}, "teacher_weights: is required"),
+        (
+            {"teacher_weights": "/nonexistent/teacher.pt"},
+            "teacher_weights: /nonexistent/teacher.pt: not found",
+        ),
+        ({"val_fraction": 1.5}, r"val_fraction: must be in \[0, 1\), got 1.5"),
+        ({"teacher_frames": 0}, "teacher_frames: must be positive, got 0"),
         ({"teacher_widths": [8, 8, 8, 8]}, "shape"),
-        ({"batch_size": 40, "micro_batch_size": None}, "larger than"),
+        ({"batch_size": 40, "micro_batch_size": None}, "batch_size: 40 is larger than the 18"),
     ],
 )
 def test_configuration_errors_are_named(unlabeled_videos, teacher_file, tmp_path, changes, message):
@@ -215,3 +232,30 @@ def test_resume_is_refused_with_another_teacher_or_task(uninterrupted, tmp_path)
         train(TrainConfig(resume=str(last), out_dir=str(tmp_path / "y")))
     with pytest.raises(ConfigError, match="not a classifier"):
         evaluate(EvalConfig(checkpoint=str(last), progress=False))
+
+
+@pytest.mark.slow  # a fresh interpreter imports torch
+def test_init_from_a_transfer_checkpoint_needs_nothing_from_the_transfer_package(uninterrupted):
+    # train never imports transfer: the checkpoint itself says which weights initialise.
+    script = (
+        "import sys, torch\n"
+        "from stc_ext import models\n"
+        "from stc_ext.train import load_init_weights\n"
+        "model = models.build('stc_resnet3d_10', 5, frames=4, size=32, widths=(8, 8, 8, 8))\n"
+        f"report = load_init_weights(model, {str(uninterrupted[0] / 'last.pt')!r}, frames=4)\n"
+        "assert sorted(report['kept_fresh']) == ['fc.bias', 'fc.weight'], report\n"
+        "assert 'stc_ext.transfer' not in sys.modules, 'stc_ext.train imported stc_ext.transfer'\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_init_from_an_older_transfer_checkpoint_points_to_its_student(uninterrupted, tmp_path):
+    old = torch.load(uninterrupted[0] / "last.pt", weights_only=True)
+    del old["init_model"]  # as written before checkpoints carried their init weights
+    torch.save(old, tmp_path / "old.pt")
+    model = models.build("stc_resnet3d_10", 5, frames=4, size=32, widths=(8, 8, 8, 8))
+    with pytest.raises(ConfigError, match="^init: .*predates .* use the file its run exported"):
+        load_init_weights(model, tmp_path / "old.pt", frames=4)

@@ -94,6 +94,7 @@ def learned(tmp_path_factory: pytest.TempPathFactory):
     return out, train_shape_teacher(out, **LEARNING_RUN)
 
 
+@pytest.mark.slow  # trains the teacher for real (its fixture)
 def test_teacher_learns_and_loads(learned):
     out, result = learned
     assert result.path == out and out.is_file()

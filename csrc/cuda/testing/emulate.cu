@@ -4,11 +4,11 @@
 // host compiler has it, so an out-of-bounds read or write in the index arithmetic fails).
 //
 // What runs is the kernels' own code: the launchers' planning, batch chunking and
-// alignment choice (run_reduction / run_map), and the __host__ __device__ functions every
+// alignment choice (run_sum / run_map), and the __host__ __device__ functions every
 // thread of every block executes. What is emulated: the warp shuffles and the shared-memory
 // step that combine threads (mirrored below, lane by lane) and the launch itself. What this
-// cannot show: races, the device's memory model, real 16-byte access behaviour; those are
-// for compute-sanitizer on a GPU (issue 9).
+// cannot show: races, the device's memory model, real 16-byte access behaviour; those need
+// a GPU (compute-sanitizer memcheck/racecheck, not part of the test suite).
 //
 // Exit status 0 when every check passed; the failures are printed otherwise.
 #include <cmath>
@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "../stc_map.cuh"
-#include "../stc_reduce.cuh"
+#include "../stc_sum.cuh"
 
 using namespace stc_ext::cuda_kernels;
 using namespace stc_ext::cuda_kernels::detail;
@@ -42,7 +42,7 @@ struct Coverage {
   long map_aligned = 0, map_scalar = 0, map_partial_pack = 0, map_grid_stride = 0;
 } g_cov;
 
-// Executes the launches of run_reduction / run_map on the CPU.
+// Executes the launches of run_sum / run_map on the CPU.
 struct HostExec {
   int64_t max_elems;
   int launches = 0;
@@ -51,7 +51,7 @@ struct HostExec {
   bool ok() const { return true; }
 
   template <typename scalar_t, typename Term, bool kAligned>
-  void reduce_ncthw(const ReduceArgs<scalar_t>& a) {
+  void sum_ncthw(const SumArgs<scalar_t>& a) {
     using acc = acc_t<scalar_t>;
     ++launches;
     (kAligned ? g_cov.ncthw_aligned : g_cov.ncthw_scalar)++;
@@ -85,7 +85,7 @@ struct HostExec {
   }
 
   template <typename scalar_t, typename Term, bool kAligned>
-  void reduce_nthwc(const ReduceArgs<scalar_t>& a) {
+  void sum_nthwc(const SumArgs<scalar_t>& a) {
     using acc = acc_t<scalar_t>;
     constexpr uint32_t P = kPack<scalar_t>;
     ++launches;
@@ -119,7 +119,7 @@ struct HostExec {
   }
 
   template <typename scalar_t>
-  void finalize(const ReduceArgs<scalar_t>& a) {
+  void finalize(const SumArgs<scalar_t>& a) {
     ++launches;
     for (uint32_t row = 0; row < a.plan.rows; ++row) finalize_row(a, row);
   }
@@ -258,11 +258,11 @@ void run_case(const Case<T>& cs, std::mt19937& rng) {
       }
 
   const uint32_t P = kPack<T>;
-  const uint64_t ws_values = reduction_workspace_values(problem, P, cs.num_sms, cs.max_elements);
+  const uint64_t ws_values = sum_workspace_values(problem, P, cs.num_sms, cs.max_elements);
   const double acc_tol = sizeof(acc) == 8 ? 1e-12 : 2e-5;
   const double out_tol = rounding_tol<T>() + acc_tol;
 
-  // Reductions: pool, sums, masked sums.
+  // H*W sums: pool, sums, residual-form sums.
   for (int variant = 0; variant < 3; ++variant) {
     std::vector<acc> out(static_cast<size_t>(rows), std::numeric_limits<acc>::quiet_NaN());
     std::vector<acc> workspace(static_cast<size_t>(ws_values > 0 ? ws_values : 1),
@@ -270,16 +270,16 @@ void run_case(const Case<T>& cs, std::mt19937& rng) {
     HostExec exec{cs.max_elements};
     if (variant == 0) {
       const T* const in[3] = {x.data(), nullptr, nullptr};
-      run_reduction<T, PoolTerm>(problem, in, out.data(), acc(1) / acc(HW), workspace.data(),
-                                 cs.num_sms, exec);
+      run_sum<T, PoolTerm>(problem, in, out.data(), acc(1) / acc(HW), workspace.data(),
+                           cs.num_sms, exec);
     } else if (variant == 1) {
       const T* const in[3] = {dy.data(), x.data(), nullptr};
-      run_reduction<T, SumsTerm>(problem, in, out.data(), acc(1), workspace.data(), cs.num_sms,
-                                 exec);
+      run_sum<T, SumsTerm>(problem, in, out.data(), acc(1), workspace.data(), cs.num_sms,
+                           exec);
     } else {
       const T* const in[3] = {dy.data(), x.data(), y.data()};
-      run_reduction<T, MaskedSumsTerm>(problem, in, out.data(), acc(1), workspace.data(),
-                                       cs.num_sms, exec);
+      run_sum<T, ResidualSumsTerm>(problem, in, out.data(), acc(1), workspace.data(),
+                                   cs.num_sms, exec);
     }
     if (exec.launches > 2 || cs.max_elements < numel) g_cov.chunked++;
     for (int64_t n = 0; n < s.N; ++n)
@@ -301,7 +301,7 @@ void run_case(const Case<T>& cs, std::mt19937& rng) {
           ++g_checks;
           if (!close(got, want, acc_tol, scale)) {
             char buf[160];
-            std::snprintf(buf, sizeof buf, " reduction %d at (%lld,%lld,%lld): got %g want %g",
+            std::snprintf(buf, sizeof buf, " sum %d at (%lld,%lld,%lld): got %g want %g",
                           variant, (long long)n, (long long)c, (long long)t, got, want);
             fail(cs.name() + buf);
             return;
@@ -326,11 +326,11 @@ void run_case(const Case<T>& cs, std::mt19937& rng) {
       const T* const in[2] = {dy.data(), residual ? y.data() : nullptr};
       T* const out[2] = {out0.data(), residual ? out1.data() : nullptr};
       if (residual)
-        run_map<T, GradInputOp<true>>(problem, in, out, g.data(), grad_s_ordered.data(),
-                                      cs.num_sms, exec);
+        run_map<T, RescaleBackwardInputOp<true>>(problem, in, out, g.data(), grad_s_ordered.data(),
+                                                 cs.num_sms, exec);
       else
-        run_map<T, GradInputOp<false>>(problem, in, out, g.data(), grad_s_ordered.data(),
-                                       cs.num_sms, exec);
+        run_map<T, RescaleBackwardInputOp<false>>(problem, in, out, g.data(), grad_s_ordered.data(),
+                                                  cs.num_sms, exec);
     }
     for (int64_t n = 0; n < s.N; ++n)
       for (int64_t c = 0; c < s.C; ++c)
@@ -414,7 +414,7 @@ void run_all(std::mt19937& rng) {
       {1, 8, 1, 1, 1},     // H*W = 1
       {2, 16, 4, 7, 7},    // H*W = 49: rows start off pack boundaries
       {3, 24, 2, 14, 14},  // H*W = 196
-      {1, 4, 2, 64, 64},   // long rows, few of them: split reductions
+      {1, 4, 2, 64, 64},   // long rows, few of them: split sums
       {1, 1, 1, 3001, 1},  // one long row
       {2, 33, 1, 3, 3},    // C = 33
       {4, 260, 2, 2, 2},   // several channel tiles

@@ -1,34 +1,7 @@
-"""The "triton" backend: fused Triton kernels for the four STC kernel ops.
+"""The "triton" backend: the four STC kernel ops as Triton kernels (kernels.py) behind
+``torch.library.triton_op`` wrappers (ops.py).
 
-Registered only where its kernels can run: with a CUDA device (a working Triton GPU
-driver is checked per call by ``supports``), or on CPU tensors when Triton's interpreter
-is on (``TRITON_INTERPRET=1`` when this module is imported, as Triton itself decides
-at kernel definition). Triton is optional: without it the backend is simply absent.
+Triton is optional. stc_ext/ops/backends.py loads ops.py the first time the backend is
+looked up and decides there whether it can run: with a CUDA GPU, or on CPU tensors under
+Triton's interpreter (see ``kernels.INTERPRETED``).
 """
-
-from __future__ import annotations
-
-import torch
-
-from ..dispatch import Backend, Kernels, register_backend
-
-try:
-    from .kernels import interpreter_on
-except ImportError:  # triton, an optional extra, is not installed
-    interpreter_on = None
-
-if interpreter_on is not None and (interpreter_on() or torch.cuda.is_available()):
-    from . import ops
-
-    register_backend(
-        Backend(
-            "triton",
-            Kernels(
-                pool=ops.pool,
-                rescale=ops.rescale,
-                backward_sums=ops.backward_sums,
-                backward_input=ops.backward_input,
-            ),
-            supports=ops.supports,
-        )
-    )

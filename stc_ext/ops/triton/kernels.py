@@ -1,34 +1,34 @@
-"""Fused Triton kernels for the stc_ext ops (semantics: csrc/stc.cpp; launches: ops.py).
+"""Fused Triton kernels for the stc_ext kernel ops (semantics: csrc/stc.cpp; launches: ops.py).
 
 Memory traffic, in passes over an (N, C, T, H, W) tensor of the input dtype (one pass =
 every element read, or written, once); everything per (n, c) or (n, c, t) is tiny:
 
-    kernel                    form       reads            writes          passes
-    _reduce_hw_kernel         pool       x                s (N, C, T)     1
-    (backward_sums)           plain      dy, x            r (N, C, T)     2
-                              residual   dy, x, y         r (N, C, T)     3
-    _rescale_kernel           plain      x                y               2
-                              residual   x, identity      y               3
-    _backward_input_kernel    plain      dy               dx              2
-                              residual   dy, y            dx, d_identity  4
+    kernel                           op / form                 reads       writes    passes
+    _sum_hw_kernel                   pool                      x           s         1
+                                     rescale_backward_sums     dy, x       sums      2
+                                       residual                dy, x, y    sums      3
+    _rescale_kernel                  rescale                   x           y         2
+                                       residual                x, identity y         3
+    _rescale_backward_input_kernel   rescale_backward_input    dy          dx        2
+                                       residual                dy, y       dx, d_id  4
 
     Forward: 3 passes (plain), 4 (residual). Backward: 4 (plain), 7 (residual).
-    g (N, C) and ds (N, C, T) are re-read per tile from L1/L2, never from DRAM in bulk.
-    When the H*W reduction is split, stage one writes SPLITS * N*C*T accumulation-dtype
-    partials and _sum_splits_kernel reads them once: each split covers >= ~256 positions
-    (ops._MIN_SPLIT_HW), so that is one 4-byte partial per >= 256 elements reduced,
-    < 1% of a bf16 pass each way.
+    s, sums (N, C, T), g (N, C) and grad_s (N, C, T) are re-read per tile from L1/L2, never
+    from DRAM in bulk. When the H*W sum is split, stage one writes SPLITS * N*C*T
+    accumulation-dtype partials and _sum_splits_kernel reads them once: each split covers
+    >= ~256 positions (ops._MIN_SPLIT_HW), so that is one 4-byte partial per >= 256
+    elements summed, < 1% of a bf16 pass each way.
 
 The ReLU mask of the residual form, relu(x*g + identity), is read back from y (y > 0 where
 the pre-activation is positive, bar values that round to 0 in y's dtype) rather than
 recomputed from x, identity and g:
-    - backward_sums needs dy and x anyway; the mask costs one more pass either way
+    - rescale_backward_sums needs dy and x anyway; the mask costs one more pass either way
       (y, or identity), so 3 passes both ways;
-    - backward_input needs only dy and the mask: 2 reads with y, 3 (dy, x, identity)
-      when recomputing, so reading y saves a full pass (4 vs 5 including the writes);
-    - and recomputation would keep identity alive for the backward, while the composite op
-      (stc_ext/ops/stc.py) already saves y. A 1-bit mask saved by the forward would cost
-      1/16 of a bf16 pass to read but an extra write in the forward; y is free.
+    - rescale_backward_input needs only dy and the mask: 2 reads with y, 3 (dy, x,
+      identity) when recomputing, so reading y saves a full pass (4 vs 5 with the writes);
+    - and recomputation would keep identity alive for the backward, while the custom op
+      (stc_ext/ops/registration.py) already saves y. A 1-bit mask saved by the forward
+      would cost 1/16 of a bf16 pass to read but an extra write in the forward; y is free.
 
 Layouts: both are viewed as a row-major matrix (rows x cols) whose cols are contiguous:
     NCTHW (CHANNELS_LAST=False): rows = N*C*T (one per (n, c, t)), cols = H*W
@@ -38,7 +38,7 @@ vector accesses when the row length and base pointer allow it. Every kernel accu
 the accumulation dtype, read off the statistic's pointer type (float32, or float64 for
 float64 inputs); stores round once to the output dtype.
 
-Reductions are deterministic: no atomics; each output is summed by one program in a fixed
+The H*W sums are deterministic: no atomics; each output is summed by one program in a fixed
 order and split partials are added in split order by _sum_splits_kernel.
 """
 
@@ -48,19 +48,25 @@ import triton
 import triton.language as tl
 
 
-def interpreter_on() -> bool:
-    """Is Triton's interpreter on (TRITON_INTERPRET=1)? Then @triton.jit kernels, those
-    below included, run on CPU tensors. Read as Triton reads it when decorating."""
+def _interpreter_on() -> bool:
+    """Is Triton's interpreter on (TRITON_INTERPRET=1), as Triton reads it when decorating?"""
     knobs = getattr(triton, "knobs", None)  # triton >= 3.4
     if knobs is not None:
         return bool(knobs.runtime.interpret)
     return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
 
 
+# Triton decides when it defines a kernel (@triton.jit, i.e. when this module is imported)
+# whether the kernel is compiled for the GPU or interpreted on CPU tensors: with
+# TRITON_INTERPRET=1 at that moment, the kernels below are interpreted for the rest of the
+# process, whatever the variable says later. INTERPRETED records that decision; the rest of
+# stc_ext reads it from here and never reads TRITON_INTERPRET itself.
+INTERPRETED = _interpreter_on()
+
 # Triton 3.9's interpreter rounds float32 -> bfloat16 toward zero (and its explicit "rtne"
 # mode drops the mantissa carry), while GPUs round to nearest even. Under the interpreter
 # the kernels round by hand, so CPU tests see the numerics of the GPU.
-_ROUND_BF16_BY_HAND = tl.constexpr(interpreter_on())
+_ROUND_BF16_BY_HAND = tl.constexpr(INTERPRETED)
 
 
 @triton.jit
@@ -74,19 +80,28 @@ def _round_to(v, OUT: tl.constexpr):
 
 
 @triton.jit
-def _product_term(a_ptr, b_ptr, y_ptr, offs, mask, MODE: tl.constexpr, ACC: tl.constexpr):
-    # MODE 0: a (pool); 1: a*b (backward_sums); 2: a*b where y > 0 (residual backward_sums).
+def _term(
+    a_ptr,
+    b_ptr,
+    y_ptr,
+    offs,
+    mask,
+    PRODUCT: tl.constexpr,
+    RESIDUAL: tl.constexpr,
+    ACC: tl.constexpr,
+):
+    # a (pool); a*b (rescale_backward_sums); a*b where y > 0 (its residual form).
     v = tl.load(a_ptr + offs, mask=mask, other=0.0).to(ACC)
-    if MODE >= 1:
+    if PRODUCT:
         v = v * tl.load(b_ptr + offs, mask=mask, other=0.0).to(ACC)
-    if MODE == 2:
+    if RESIDUAL:
         y = tl.load(y_ptr + offs, mask=mask, other=0.0)
         v = tl.where(y > 0, v, 0.0)
     return v
 
 
 @triton.jit
-def _reduce_hw_kernel(
+def _sum_hw_kernel(
     a_ptr,
     b_ptr,
     y_ptr,
@@ -95,15 +110,17 @@ def _reduce_hw_kernel(
     C,
     T,
     HW,  # M = N*C*T outputs (per split)
-    hw_per_split,  # positions reduced by one program along grid axis 1
-    MODE: tl.constexpr,
+    hw_per_split,  # positions summed by one program along grid axis 1
+    PRODUCT: tl.constexpr,  # the term is a*b (rescale_backward_sums), else a (pool)
+    RESIDUAL: tl.constexpr,  # the residual form: a*b where y > 0
     MEAN: tl.constexpr,  # divide by H*W here (pool without a split)
     CHANNELS_LAST: tl.constexpr,
     BLOCK_COL: tl.constexpr,  # NCTHW: positions per step; NTHWC: channels per program
     MAX_P: tl.constexpr,  # NTHWC: positions per step at most (>= hw_per_split is useless)
     TILE: tl.constexpr,  # elements per step (autotuned)
 ):
-    """out[split, n*C*T + c*T + t] = sum (or mean) over this split's positions of the term.
+    """out[split, n*C*T + c*T + t] = sum (or mean) over this split's positions of the term:
+    a (pool), a*b (rescale_backward_sums) or a*b where y > 0 (its residual form).
 
     Grid: (row blocks (NCTHW) or N*T*channel blocks (NTHWC), splits)."""
     ACC: tl.constexpr = out_ptr.dtype.element_ty
@@ -124,7 +141,7 @@ def _reduce_hw_kernel(
             p = p0 + tl.arange(0, BLOCK_P)
             mask = (p < hw_end)[:, None] & c_ok[None, :]
             offs = base + p[:, None] * C + c[None, :]
-            acc += _product_term(a_ptr, b_ptr, y_ptr, offs, mask, MODE, ACC)
+            acc += _term(a_ptr, b_ptr, y_ptr, offs, mask, PRODUCT, RESIDUAL, ACC)
         total = tl.sum(acc, axis=0)
         if MEAN:
             total = total / HW
@@ -142,7 +159,7 @@ def _reduce_hw_kernel(
             p = p0 + tl.arange(0, BLOCK_COL)
             mask = r_ok[:, None] & (p < hw_end)[None, :]
             offs = base[:, None] + p[None, :]
-            acc += _product_term(a_ptr, b_ptr, y_ptr, offs, mask, MODE, ACC)
+            acc += _term(a_ptr, b_ptr, y_ptr, offs, mask, PRODUCT, RESIDUAL, ACC)
         total = tl.sum(acc, axis=1)
         if MEAN:
             total = total / HW
@@ -182,19 +199,20 @@ def _tile(rows, cols, BLOCK_COL: tl.constexpr, TILE: tl.constexpr):
 def _rescale_kernel(
     x_ptr,
     g_ptr,
-    id_ptr,
+    identity_ptr,
     y_ptr,
     rows,
     cols,
     C,
     T,
     HW,
-    HAS_IDENTITY: tl.constexpr,
+    RESIDUAL: tl.constexpr,
     CHANNELS_LAST: tl.constexpr,
     BLOCK_COL: tl.constexpr,
     TILE: tl.constexpr,
 ):
-    """y = x*g[n, c], or relu(x*g[n, c] + identity). Grid: row blocks * column blocks."""
+    """y = x*g[n, c], or in the residual form relu(x*g[n, c] + identity).
+    Grid: row blocks * column blocks."""
     ACC: tl.constexpr = g_ptr.dtype.element_ty
     r, col, mask, offs = _tile(rows, cols, BLOCK_COL, TILE)
     if CHANNELS_LAST:
@@ -203,33 +221,34 @@ def _rescale_kernel(
     else:
         g = tl.load(g_ptr + r // T, mask=r < rows, other=0.0)[:, None]
     v = tl.load(x_ptr + offs, mask=mask, other=0.0).to(ACC) * g
-    if HAS_IDENTITY:
-        v = v + tl.load(id_ptr + offs, mask=mask, other=0.0).to(ACC)
+    if RESIDUAL:
+        v = v + tl.load(identity_ptr + offs, mask=mask, other=0.0).to(ACC)
         v = tl.where(v > 0, v, 0.0)
     tl.store(y_ptr + offs, _round_to(v, y_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
-def _backward_input_kernel(
-    dy_ptr,
+def _rescale_backward_input_kernel(
+    grad_y_ptr,
     g_ptr,
-    ds_ptr,
+    grad_s_ptr,
     y_ptr,
-    dx_ptr,
-    did_ptr,
+    grad_x_ptr,
+    grad_identity_ptr,
     rows,
     cols,
     C,
     T,
     HW,
-    HAS_Y: tl.constexpr,
+    RESIDUAL: tl.constexpr,
     CHANNELS_LAST: tl.constexpr,
     BLOCK_COL: tl.constexpr,
     TILE: tl.constexpr,
 ):
-    """dy' = dy (or dy where y > 0); dx = g[n, c]*dy' + ds[n, c, t]/(H*W); d_identity = dy'.
+    """dy' = dy (in the residual form: dy where y > 0); dx = g[n, c]*dy' + grad_s[n, c, t]/(H*W);
+    d_identity = dy' (residual form only).
 
-    ds is laid out in the kernel's row order: (N, C, T) for NCTHW (one value per row),
+    grad_s is laid out in the kernel's row order: (N, C, T) for NCTHW (one value per row),
     (N, T, C) for NTHWC (row // HW selects (n, t), the column c). Grid as _rescale_kernel.
     """
     ACC: tl.constexpr = g_ptr.dtype.element_ty
@@ -237,14 +256,16 @@ def _backward_input_kernel(
     if CHANNELS_LAST:
         n = r // (T * HW)
         g = tl.load(g_ptr + n[:, None] * C + col[None, :], mask=mask, other=0.0)
-        ds = tl.load(ds_ptr + (r // HW)[:, None] * C + col[None, :], mask=mask, other=0.0)
+        grad_s = tl.load(grad_s_ptr + (r // HW)[:, None] * C + col[None, :], mask=mask, other=0.0)
     else:
         g = tl.load(g_ptr + r // T, mask=r < rows, other=0.0)[:, None]
-        ds = tl.load(ds_ptr + r, mask=r < rows, other=0.0)[:, None]
-    dy = tl.load(dy_ptr + offs, mask=mask, other=0.0).to(ACC)
-    if HAS_Y:
+        grad_s = tl.load(grad_s_ptr + r, mask=r < rows, other=0.0)[:, None]
+    dy = tl.load(grad_y_ptr + offs, mask=mask, other=0.0).to(ACC)
+    if RESIDUAL:
         y = tl.load(y_ptr + offs, mask=mask, other=0.0)
         dy = tl.where(y > 0, dy, 0.0)
-        tl.store(did_ptr + offs, _round_to(dy, did_ptr.dtype.element_ty), mask=mask)
-    dx = g * dy + ds / HW
-    tl.store(dx_ptr + offs, _round_to(dx, dx_ptr.dtype.element_ty), mask=mask)
+        tl.store(
+            grad_identity_ptr + offs, _round_to(dy, grad_identity_ptr.dtype.element_ty), mask=mask
+        )
+    dx = g * dy + grad_s / HW
+    tl.store(grad_x_ptr + offs, _round_to(dx, grad_x_ptr.dtype.element_ty), mask=mask)

@@ -1,7 +1,8 @@
-"""The triton backend's four ops: ``torch.library.triton_op`` wrappers around kernels.py.
+"""The triton backend's four kernel ops: ``torch.library.triton_op`` wrappers of kernels.py.
 
 Each op has the schema and semantics of its csrc/stc.cpp counterpart (its annotations are
-its schema) and follows stc_ext/ops/layout.py for output dtypes and strides. Because the
+its schema; ``triton_op`` registers it, fake kernel included, where it is defined below) and
+follows stc_ext/ops/layout.py for output dtypes and strides. Because the
 Triton launches go through ``wrap_triton``, ``torch.compile`` traces into them on CUDA.
 
 Where Triton cannot run the tensors (CPU without the interpreter, CUDA under the
@@ -13,11 +14,11 @@ Launch plan (host side, from the shape):
 - the contiguous axis (H*W for NCTHW, C for NTHWC) is cut into BLOCK_COL-wide column
   blocks (a power of two wasting <= ~7% of lanes on GPU); the autotuned TILE sets how
   many rows a program handles (TILE // BLOCK_COL);
-- the H*W reduction is split over grid axis 1 when the unsplit grid would not fill the
+- the H*W sum is split over grid axis 1 when the unsplit grid would not fill the
   GPU (< 4 programs per SM) and H*W is long enough; partials are summed in order by a
   second launch, so the result does not depend on timing;
 - autotuning picks TILE and num_warps from a short list per (shape, dtype, layout,
-  form). Under ``torch.use_deterministic_algorithms(True)`` the reductions use one fixed
+  form). Under ``torch.use_deterministic_algorithms(True)`` the H*W sums use one fixed
   config, so their summation order, and so their bits, do not depend on what autotuning
   picked in this process. Under the interpreter every list has one config.
 """
@@ -40,15 +41,12 @@ from ..layout import (
     kernel_layout,
 )
 from .kernels import (
-    _backward_input_kernel,
-    _reduce_hw_kernel,
+    INTERPRETED,
+    _rescale_backward_input_kernel,
     _rescale_kernel,
+    _sum_hw_kernel,
     _sum_splits_kernel,
-    interpreter_on,
 )
-
-# Fixed at import, as @triton.jit fixed it for the kernels when kernels.py was imported.
-INTERPRET = interpreter_on()
 
 # --- autotune configs ---------------------------------------------------------------
 # TILE = elements a program touches per step. Memory-bound: what matters is enough bytes
@@ -60,7 +58,7 @@ GPU_ELEMENTWISE_CONFIGS = [
     triton.Config({"TILE": 4096}, num_warps=8),
     triton.Config({"TILE": 8192}, num_warps=8),
 ]
-GPU_REDUCE_CONFIGS = [
+GPU_SUM_CONFIGS = [
     triton.Config({"TILE": 2048}, num_warps=4),
     triton.Config({"TILE": 4096}, num_warps=8),
     triton.Config({"TILE": 8192}, num_warps=8),
@@ -70,28 +68,26 @@ GPU_MAX_COL = 256  # widest column block; every TILE holds at least one row of i
 INTERPRETER_CONFIGS = [triton.Config({"TILE": 16384}, num_warps=1)]
 INTERPRETER_MAX_COL = 1024
 
-if INTERPRET:
-    _ELEMENTWISE_CONFIGS = _REDUCE_CONFIGS = INTERPRETER_CONFIGS
+if INTERPRETED:
+    _ELEMENTWISE_CONFIGS = _SUM_CONFIGS = INTERPRETER_CONFIGS
     _MAX_COL = INTERPRETER_MAX_COL
 else:
-    _ELEMENTWISE_CONFIGS, _REDUCE_CONFIGS = GPU_ELEMENTWISE_CONFIGS, GPU_REDUCE_CONFIGS
+    _ELEMENTWISE_CONFIGS, _SUM_CONFIGS = GPU_ELEMENTWISE_CONFIGS, GPU_SUM_CONFIGS
     _MAX_COL = GPU_MAX_COL
-_REDUCE_DEFAULT = _REDUCE_CONFIGS[0]
+_SUM_DEFAULT = _SUM_CONFIGS[0]
 _NOMINAL_TILE = 4096  # used to size the split before a config is chosen
 _SUM_SPLITS_BLOCK = 1024
 
-_ELEMENTWISE_KEY = ["rows", "cols", "CHANNELS_LAST"]
-_rescale_tuned = triton.autotune(_ELEMENTWISE_CONFIGS, key=[*_ELEMENTWISE_KEY, "HAS_IDENTITY"])(
-    _rescale_kernel
+_ELEMENTWISE_KEY = ["rows", "cols", "CHANNELS_LAST", "RESIDUAL"]
+_rescale_tuned = triton.autotune(_ELEMENTWISE_CONFIGS, key=_ELEMENTWISE_KEY)(_rescale_kernel)
+_rescale_backward_input_tuned = triton.autotune(_ELEMENTWISE_CONFIGS, key=_ELEMENTWISE_KEY)(
+    _rescale_backward_input_kernel
 )
-_backward_input_tuned = triton.autotune(_ELEMENTWISE_CONFIGS, key=[*_ELEMENTWISE_KEY, "HAS_Y"])(
-    _backward_input_kernel
-)
-_REDUCE_KEY = ["M", "C", "HW", "hw_per_split", "MODE", "CHANNELS_LAST"]
-_reduce_tuned = triton.autotune(_REDUCE_CONFIGS, key=_REDUCE_KEY)(_reduce_hw_kernel)
-_reduce_fixed = triton.autotune([_REDUCE_DEFAULT], key=_REDUCE_KEY)(_reduce_hw_kernel)
+_SUM_KEY = ["M", "C", "HW", "hw_per_split", "PRODUCT", "RESIDUAL", "CHANNELS_LAST"]
+_sum_tuned = triton.autotune(_SUM_CONFIGS, key=_SUM_KEY)(_sum_hw_kernel)
+_sum_fixed = triton.autotune([_SUM_DEFAULT], key=_SUM_KEY)(_sum_hw_kernel)
 
-# --- split of the H*W reduction -------------------------------------------------------
+# --- split of the H*W sum -------------------------------------------------------------
 _PROGRAMS_PER_SM = 4
 _MIN_SPLIT_HW = 256  # positions per split, at least (smaller splits cost more than they save)
 _MAX_SPLITS = 64
@@ -103,7 +99,7 @@ def _sm_count(index: int) -> int:
 
 
 def _target_programs(device: torch.device) -> int:
-    """Programs the reduction grid should have to fill the device (1: never split)."""
+    """Programs the H*W-sum grid should have to fill the device (1: never split)."""
     if device.type != "cuda":
         return 1  # the interpreter runs programs one after another
     index = device.index if device.index is not None else torch.cuda.current_device()
@@ -111,7 +107,7 @@ def _target_programs(device: torch.device) -> int:
 
 
 def _plan_split(programs: int, hw: int, device: torch.device) -> tuple[int, int]:
-    """(splits, positions per split) for a reduction grid of ``programs`` per split."""
+    """(splits, positions per split) for an H*W-sum grid of ``programs`` per split."""
     splits = 1
     target = _target_programs(device)
     if programs < target:
@@ -120,7 +116,7 @@ def _plan_split(programs: int, hw: int, device: torch.device) -> tuple[int, int]
     return triton.cdiv(hw, per_split), per_split
 
 
-def _column_block(cols: int, tight: bool = not INTERPRET, cap: int = _MAX_COL) -> int:
+def _column_block(cols: int, tight: bool = not INTERPRETED, cap: int = _MAX_COL) -> int:
     """Power-of-two width of a column block: as wide as ``cap`` allows and, if ``tight``,
     narrow enough that padding the last block wastes at most ~7% of the lanes."""
     block = min(triton.next_power_of_2(cols), cap)
@@ -136,8 +132,8 @@ def _column_block(cols: int, tight: bool = not INTERPRET, cap: int = _MAX_COL) -
 def _runs_triton(t: Tensor) -> bool:
     """Can the Triton kernels run on (or, on CUDA, be traced for) this tensor?"""
     if t.device.type == "cuda":
-        return not INTERPRET
-    return INTERPRET and t.device.type == "cpu" and not is_fake(t)
+        return not INTERPRETED
+    return INTERPRETED and t.device.type == "cpu" and not is_fake(t)
 
 
 def _in_layout_of(t: Tensor, x: Tensor) -> Tensor:
@@ -147,31 +143,32 @@ def _in_layout_of(t: Tensor, x: Tensor) -> Tensor:
     return t.contiguous()
 
 
+# Internal assertions, not argument checking: stc_ext.stc checks the user's arguments
+# (stc_ext/ops/checks.py). These keep only what the kernels' memory accesses rely on, for
+# whoever calls the ops themselves.
 def _check_feature_map(t: Tensor, name: str, like: Tensor | None = None) -> None:
     if t.dim() != 5 or t.numel() == 0:
         raise RuntimeError(
-            f"stc_ext: {name} must be a non-empty 5-D (N, C, T, H, W) tensor, "
+            f"stc_ext internal op: {name} must be a non-empty 5-D (N, C, T, H, W) tensor, "
             f"got shape {tuple(t.shape)}"
         )
-    if like is not None and (
-        t.shape != like.shape or t.dtype != like.dtype or t.device != like.device
-    ):
+    if like is not None and (t.shape, t.dtype, t.device) != (like.shape, like.dtype, like.device):
         raise RuntimeError(
-            f"stc_ext: {name} must match {tuple(like.shape)} {like.dtype} on {like.device}, "
-            f"got {tuple(t.shape)} {t.dtype} on {t.device}"
+            f"stc_ext internal op: {name} must match {tuple(like.shape)} {like.dtype} on "
+            f"{like.device}, got {tuple(t.shape)} {t.dtype} on {t.device}"
         )
 
 
 def _check_statistic(s: Tensor, name: str, shape: tuple[int, ...], x: Tensor) -> None:
     dtype = accumulate_dtype(x.dtype)
-    if tuple(s.shape) != shape or s.dtype != dtype or s.device != x.device:
+    if (tuple(s.shape), s.dtype, s.device) != (shape, dtype, x.device):
         raise RuntimeError(
-            f"stc_ext: {name} must be {shape} {dtype} on {x.device} for {x.dtype} inputs, "
-            f"got {tuple(s.shape)} {s.dtype} on {s.device}"
+            f"stc_ext internal op: {name} must be {shape} {dtype} on {x.device} for "
+            f"{x.dtype} inputs, got {tuple(s.shape)} {s.dtype} on {s.device}"
         )
 
 
-def _reduce_hw(a: Tensor, b: Tensor | None, y: Tensor | None, mean: bool) -> Tensor:
+def _sum_hw(a: Tensor, b: Tensor | None, y: Tensor | None, mean: bool) -> Tensor:
     """(N, C, T) sums (or means) over H, W of a, a*b, or a*b where y > 0; a in kernel layout."""
     n, c, t, h, w = a.shape
     hw = h * w
@@ -185,8 +182,7 @@ def _reduce_hw(a: Tensor, b: Tensor | None, y: Tensor | None, mean: bool) -> Ten
         programs = triton.cdiv(m, max(1, _NOMINAL_TILE // block_col))
     splits, per_split = _plan_split(programs, hw, a.device)
     target = out if splits == 1 else a.new_empty((splits, m), dtype=out.dtype)
-    mode = 0 if b is None else (1 if y is None else 2)
-    kernel = _reduce_fixed if torch.are_deterministic_algorithms_enabled() else _reduce_tuned
+    kernel = _sum_fixed if torch.are_deterministic_algorithms_enabled() else _sum_tuned
 
     def grid(meta):
         if meta["CHANNELS_LAST"]:
@@ -205,7 +201,8 @@ def _reduce_hw(a: Tensor, b: Tensor | None, y: Tensor | None, mean: bool) -> Ten
         t,
         hw,
         per_split,
-        MODE=mode,
+        PRODUCT=b is not None,
+        RESIDUAL=y is not None,
         MEAN=mean and splits == 1,
         CHANNELS_LAST=channels_last,
         BLOCK_COL=block_col,
@@ -245,12 +242,13 @@ def pool(x: Tensor) -> Tensor:
     x = kernel_layout(x)
     if not _runs_triton(x):
         return empty_statistic(x).copy_(x.to(accumulate_dtype(x.dtype)).mean(dim=(3, 4)))
-    return _reduce_hw(x, None, None, mean=True)
+    return _sum_hw(x, None, None, mean=True)
 
 
 @triton_op("stc_ext::triton_rescale", mutates_args=())
 def rescale(x: Tensor, g: Tensor, identity: Tensor | None) -> Tensor:
-    """y = x * g[n, c] or relu(x * g[n, c] + identity); x's kernel layout and dtype."""
+    """y = x * g[n, c], or in the residual form relu(x * g[n, c] + identity); x's kernel
+    layout and dtype."""
     _check_feature_map(x, "x")
     _check_statistic(g, "g", tuple(x.shape[:2]), x)
     x = kernel_layout(x)
@@ -276,7 +274,7 @@ def rescale(x: Tensor, g: Tensor, identity: Tensor | None) -> Tensor:
         c,
         t,
         h * w,
-        HAS_IDENTITY=identity is not None,
+        RESIDUAL=identity is not None,
         CHANNELS_LAST=channels_last,
         BLOCK_COL=_column_block(cols),
     )
@@ -284,8 +282,9 @@ def rescale(x: Tensor, g: Tensor, identity: Tensor | None) -> Tensor:
 
 
 @triton_op("stc_ext::triton_rescale_backward_sums", mutates_args=())
-def backward_sums(grad_y: Tensor, x: Tensor, y: Tensor | None) -> Tensor:
-    """r (N, C, T) = sum over H, W of dy' * x, dy' = grad_y where y > 0 (if y is given)."""
+def rescale_backward_sums(grad_y: Tensor, x: Tensor, y: Tensor | None) -> Tensor:
+    """sums (N, C, T) = sum over H, W of dy' * x; dy' = grad_y, or in the residual form (y
+    given) grad_y where y > 0."""
     _check_feature_map(x, "x")
     _check_feature_map(grad_y, "grad_y", like=x)
     x = kernel_layout(x)
@@ -299,14 +298,15 @@ def backward_sums(grad_y: Tensor, x: Tensor, y: Tensor | None) -> Tensor:
         if y is not None:
             v = torch.where(y > 0, v, 0.0)
         return empty_statistic(x).copy_(v.sum(dim=(3, 4)))
-    return _reduce_hw(grad_y, x, y, mean=False)
+    return _sum_hw(grad_y, x, y, mean=False)
 
 
 @triton_op("stc_ext::triton_rescale_backward_input", mutates_args=())
-def backward_input(
+def rescale_backward_input(
     grad_y: Tensor, g: Tensor, grad_s: Tensor, y: Tensor | None
 ) -> tuple[Tensor, Tensor]:
-    """dx = g[n, c] * dy' + grad_s[n, c, t] / (H*W) and d_identity = dy' (empty without y)."""
+    """dx = g[n, c] * dy' + grad_s[n, c, t] / (H*W) and d_identity = dy' (empty in the plain
+    form, y absent); dy' as in rescale_backward_sums."""
     _check_feature_map(grad_y, "grad_y")
     _check_statistic(g, "g", tuple(grad_y.shape[:2]), grad_y)
     _check_statistic(grad_s, "grad_s", tuple(grad_y.shape[:3]), grad_y)
@@ -330,7 +330,7 @@ def backward_input(
     else:
         rows, cols = n * c * t, h * w
         grad_s = grad_s.contiguous()
-    wrap_triton(_backward_input_tuned)[_elementwise_grid](
+    wrap_triton(_rescale_backward_input_tuned)[_elementwise_grid](
         grad_y,
         g.contiguous(),
         grad_s,
@@ -342,7 +342,7 @@ def backward_input(
         c,
         t,
         h * w,
-        HAS_Y=y is not None,
+        RESIDUAL=y is not None,
         CHANNELS_LAST=channels_last,
         BLOCK_COL=_column_block(cols),
     )
@@ -362,6 +362,6 @@ def _gpu_ready() -> bool:
 
 def supports(device: torch.device) -> bool:
     """CUDA tensors with a working Triton GPU driver; CPU tensors under the interpreter."""
-    if INTERPRET:
+    if INTERPRETED:
         return device.type == "cpu"
     return device.type == "cuda" and _gpu_ready()

@@ -1,15 +1,16 @@
-// The reductions: out[n,c,t] = scale * sum_hw term(inputs at (n,c,t,hw)), for pool
-// (term = x, scale = 1/(H*W)) and rescale_backward_sums (term = dy*x, or dy*x*(y>0)).
+// The H*W sums: out[n,c,t] = scale * sum_hw term(inputs at (n,c,t,hw)), for pool
+// (term = x, scale = 1/(H*W)) and rescale_backward_sums (term = dy*x, or in the residual
+// form dy*x*(y>0)).
 //
 // Memory traffic: each input is read exactly once (one pass over X for pool; one over dY,
 // X and, in the residual form, Y for the sums); N*C*T accumulation-type values are
-// written. When the reduction is split (few (n,c,t) rows, long H*W), each block writes one
+// written. When a sum is split (few (n,c,t) rows, long H*W), each block writes one
 // partial sum per output to the workspace and a second, tiny kernel adds them in a fixed
 // order: splits*N*C*T extra values written and read, and no atomics, so the results are
 // bitwise reproducible run to run.
 //
 // NCTHW: each (n,c,t) row of H*W elements is contiguous. A group of `group` lanes (a power
-//   of two, 1..32, chosen so each lane has about kUnroll 16-byte packs to load) reduces one
+//   of two, 1..32, chosen so each lane has about kUnroll 16-byte packs to load) sums one
 //   segment: the whole row, or a chunk of it when split. Packs are 16-byte aligned in the
 //   flat tensor, so a row that does not start on a pack boundary has a scalar head and
 //   tail of fewer than kPack elements. The group combines its lanes with xor shuffles.
@@ -21,9 +22,11 @@
 // 16-byte loads are used when every input is 16-byte aligned (and, for NTHWC, C is a
 // multiple of kPack); otherwise the same index arithmetic runs with scalar loads.
 //
-// To validate on a GPU (issue 9): results against float64 for both layouts, split and
-// unsplit plans, misaligned inputs; compute-sanitizer memcheck/racecheck; the achieved
-// bandwidth of the split plan at small N.
+// What only a GPU can check: results against float64 for both layouts, split and unsplit
+// plans, misaligned inputs (tests/ops/test_cuda_gpu.py); races and out-of-bounds accesses
+// (compute-sanitizer memcheck/racecheck, not part of the test suite); the achieved bandwidth
+// of the split plan at small N (bench/bench_stc.py). Without a GPU, testing/emulate.cu runs
+// the per-thread code on the CPU.
 #pragma once
 
 #include "stc_device.cuh"
@@ -43,13 +46,13 @@ struct SumsTerm {  // grad_y, x
   template <typename A>
   STC_HD static A term(const A* v) { return v[0] * v[1]; }
 };
-struct MaskedSumsTerm {  // grad_y, x, y: the residual form's ReLU mask, read back from y
+struct ResidualSumsTerm {  // grad_y, x, y: the residual form's ReLU mask, read back from y
   static constexpr int kInputs = 3;
   template <typename A>
   STC_HD static A term(const A* v) { return v[2] > A(0) ? v[0] * v[1] : A(0); }
 };
 
-struct ReducePlan {
+struct SumPlan {
   uint32_t group = 1;  // NCTHW: lanes per segment; NTHWC: threads along C (power of two <= 32)
   uint32_t log2_group = 0;
   uint32_t splits = 1;  // segments (NCTHW) or blocks (NTHWC) per output; > 1: partials + finalize
@@ -59,12 +62,12 @@ struct ReducePlan {
   uint32_t blocks = 1;  // grid of the first-stage kernel
 };
 
-// Grid and work split for one launch over an (N, C, T, HW) batch chunk. A reduction is
+// Grid and work split for one launch over an (N, C, T, HW) batch chunk. A sum is
 // split only when the unsplit grid would leave the device less than a full wave
 // (num_sms * kBlocksPerSM blocks) and every thread still gets >= kUnroll loads per input.
-inline ReducePlan plan_reduction(Layout layout, uint64_t N, uint64_t C, uint64_t T, uint64_t HW,
-                                 uint32_t pack, int num_sms) {
-  ReducePlan plan;
+inline SumPlan plan_sum(Layout layout, uint64_t N, uint64_t C, uint64_t T, uint64_t HW,
+                        uint32_t pack, int num_sms) {
+  SumPlan plan;
   plan.rows = static_cast<uint32_t>(N * C * T);
   const uint64_t target_blocks = static_cast<uint64_t>(num_sms > 0 ? num_sms : 1) * kBlocksPerSM;
   uint64_t splits = 1;
@@ -101,25 +104,25 @@ inline ReducePlan plan_reduction(Layout layout, uint64_t N, uint64_t C, uint64_t
 }
 
 // Partial sums the plan needs (0 when not split).
-inline uint64_t workspace_values(const ReducePlan& plan) {
+inline uint64_t workspace_values(const SumPlan& plan) {
   return plan.splits > 1 ? uint64_t{plan.rows} * plan.splits : 0;
 }
 
 template <typename scalar_t>
-struct ReduceArgs {
+struct SumArgs {
   using acc = acc_t<scalar_t>;
   const scalar_t* in[3];  // the term's inputs; unused ones null
   acc* out;               // (rows,) in (n, c, t) order
   acc* partial;           // (rows, splits) when split
   acc scale;
   uint32_t C, T, HW;
-  ReducePlan plan;
+  SumPlan plan;
   FastDivmod div_splits, div_ctiles, div_T;
 };
 
 // The result for output `index` (n*C + c)*T + t from split k.
 template <typename scalar_t>
-STC_HD void store_result(const ReduceArgs<scalar_t>& a, uint32_t index, uint32_t k,
+STC_HD void store_result(const SumArgs<scalar_t>& a, uint32_t index, uint32_t k,
                          acc_t<scalar_t> value) {
   if (a.plan.splits == 1)
     a.out[index] = value * a.scale;
@@ -128,7 +131,7 @@ STC_HD void store_result(const ReduceArgs<scalar_t>& a, uint32_t index, uint32_t
 }
 
 template <typename scalar_t, typename Term>
-STC_HD acc_t<scalar_t> element_term(const ReduceArgs<scalar_t>& a, uint32_t i) {
+STC_HD acc_t<scalar_t> element_term(const SumArgs<scalar_t>& a, uint32_t i) {
   acc_t<scalar_t> v[Term::kInputs];
 #pragma unroll
   for (int s = 0; s < Term::kInputs; ++s) v[s] = Convert<scalar_t>::to_acc(a.in[s][i]);
@@ -138,7 +141,7 @@ STC_HD acc_t<scalar_t> element_term(const ReduceArgs<scalar_t>& a, uint32_t i) {
 // NCTHW: lane `lane` (of plan.group) of segment `segment` = row * splits + k. Its sum
 // over the segment's elements lane, lane + group, ... (in packs for the aligned body).
 template <typename scalar_t, typename Term, bool kAligned>
-STC_HD acc_t<scalar_t> ncthw_lane_sum(const ReduceArgs<scalar_t>& a, uint32_t segment,
+STC_HD acc_t<scalar_t> ncthw_lane_sum(const SumArgs<scalar_t>& a, uint32_t segment,
                                       uint32_t lane) {
   using acc = acc_t<scalar_t>;
   constexpr uint32_t P = kPack<scalar_t>;
@@ -187,7 +190,7 @@ STC_HD acc_t<scalar_t> ncthw_lane_sum(const ReduceArgs<scalar_t>& a, uint32_t se
 // NTHWC block `block` = ((nt * ctiles) + tile) * splits + k, thread = ty * group + tx: sums
 // over positions ty, ty + 256/group, ... of split k for its kPack channels.
 template <typename scalar_t, typename Term, bool kAligned>
-STC_HD void nthwc_thread_sums(const ReduceArgs<scalar_t>& a, uint32_t block, uint32_t thread,
+STC_HD void nthwc_thread_sums(const SumArgs<scalar_t>& a, uint32_t block, uint32_t thread,
                               acc_t<scalar_t> (&sums)[kPack<scalar_t>]) {
   using acc = acc_t<scalar_t>;
   constexpr uint32_t P = kPack<scalar_t>;
@@ -232,7 +235,7 @@ STC_HD void nthwc_thread_sums(const ReduceArgs<scalar_t>& a, uint32_t block, uin
 
 // NTHWC: the block's total for channel (tile*group*kPack + index) of its (n, t).
 template <typename scalar_t>
-STC_HD void nthwc_store(const ReduceArgs<scalar_t>& a, uint32_t block, uint32_t index,
+STC_HD void nthwc_store(const SumArgs<scalar_t>& a, uint32_t block, uint32_t index,
                         acc_t<scalar_t> value) {
   uint32_t rest, k, nt, tile, n, t;
   a.div_splits.divmod(block, rest, k);
@@ -243,9 +246,9 @@ STC_HD void nthwc_store(const ReduceArgs<scalar_t>& a, uint32_t block, uint32_t 
   store_result(a, (n * a.C + c) * a.T + t, k, value);
 }
 
-// Second stage of a split reduction: out[row] = scale * sum over k, in order, of the partials.
+// Second stage of a split sum: out[row] = scale * sum over k, in order, of the partials.
 template <typename scalar_t>
-STC_HD void finalize_row(const ReduceArgs<scalar_t>& a, uint32_t row) {
+STC_HD void finalize_row(const SumArgs<scalar_t>& a, uint32_t row) {
   acc_t<scalar_t> sum = 0;
   for (uint32_t k = 0; k < a.plan.splits; ++k) sum += a.partial[row * a.plan.splits + k];
   a.out[row] = sum * a.scale;
@@ -253,7 +256,7 @@ STC_HD void finalize_row(const ReduceArgs<scalar_t>& a, uint32_t row) {
 
 #ifdef __CUDACC__
 template <typename scalar_t, typename Term, bool kAligned>
-__global__ void __launch_bounds__(kThreads) reduce_ncthw_kernel(const ReduceArgs<scalar_t> a) {
+__global__ void __launch_bounds__(kThreads) sum_ncthw_kernel(const SumArgs<scalar_t> a) {
   using acc = acc_t<scalar_t>;
   const uint32_t gid = blockIdx.x * kThreads + threadIdx.x;
   const uint32_t segment = gid >> a.plan.log2_group, lane = gid & (a.plan.group - 1);
@@ -270,7 +273,7 @@ __global__ void __launch_bounds__(kThreads) reduce_ncthw_kernel(const ReduceArgs
 }
 
 template <typename scalar_t, typename Term, bool kAligned>
-__global__ void __launch_bounds__(kThreads) reduce_nthwc_kernel(const ReduceArgs<scalar_t> a) {
+__global__ void __launch_bounds__(kThreads) sum_nthwc_kernel(const SumArgs<scalar_t> a) {
   using acc = acc_t<scalar_t>;
   constexpr uint32_t P = kPack<scalar_t>;
   __shared__ acc warp_sums[kWarps][32 * P];
@@ -296,22 +299,22 @@ __global__ void __launch_bounds__(kThreads) reduce_nthwc_kernel(const ReduceArgs
 }
 
 template <typename scalar_t>
-__global__ void __launch_bounds__(kThreads) finalize_kernel(const ReduceArgs<scalar_t> a) {
+__global__ void __launch_bounds__(kThreads) finalize_kernel(const SumArgs<scalar_t> a) {
   const uint32_t row = blockIdx.x * kThreads + threadIdx.x;
   if (row < a.plan.rows) finalize_row(a, row);
 }
 #endif  // __CUDACC__
 
-// One op's reductions over all batch chunks. `exec` runs the launches: on the GPU
-// (stc_reduce.cu) or emulated on the CPU (testing/emulate.cu).
+// One op's H*W sums over all batch chunks. `exec` runs the launches: on the GPU
+// (stc_sum.cu) or emulated on the CPU (testing/emulate.cu).
 template <typename scalar_t, typename Term, typename Exec>
-void run_reduction(const Problem& p, const scalar_t* const (&in)[3], acc_t<scalar_t>* out,
-                   acc_t<scalar_t> scale, void* workspace, int num_sms, Exec& exec) {
+void run_sum(const Problem& p, const scalar_t* const (&in)[3], acc_t<scalar_t>* out,
+             acc_t<scalar_t> scale, void* workspace, int num_sms, Exec& exec) {
   constexpr uint32_t P = kPack<scalar_t>;
   const int64_t sample = p.C * p.T * p.HW;
   for_each_batch_chunk(p, exec.max_elements(), [&](int64_t n0, int64_t nb) {
     if (!exec.ok()) return;
-    ReduceArgs<scalar_t> a;
+    SumArgs<scalar_t> a;
     bool aligned = p.layout == Layout::kNCTHW || p.C % P == 0;
     for (int s = 0; s < 3; ++s) {
       a.in[s] = in[s] != nullptr ? in[s] + n0 * sample : nullptr;
@@ -323,30 +326,30 @@ void run_reduction(const Problem& p, const scalar_t* const (&in)[3], acc_t<scala
     a.C = static_cast<uint32_t>(p.C);
     a.T = static_cast<uint32_t>(p.T);
     a.HW = static_cast<uint32_t>(p.HW);
-    a.plan = plan_reduction(p.layout, nb, p.C, p.T, p.HW, P, num_sms);
+    a.plan = plan_sum(p.layout, nb, p.C, p.T, p.HW, P, num_sms);
     a.div_splits = FastDivmod(a.plan.splits);
     a.div_ctiles = FastDivmod(a.plan.ctiles);
     a.div_T = FastDivmod(a.T);
     if (p.layout == Layout::kNCTHW) {
       if (aligned)
-        exec.template reduce_ncthw<scalar_t, Term, true>(a);
+        exec.template sum_ncthw<scalar_t, Term, true>(a);
       else
-        exec.template reduce_ncthw<scalar_t, Term, false>(a);
+        exec.template sum_ncthw<scalar_t, Term, false>(a);
     } else {
       if (aligned)
-        exec.template reduce_nthwc<scalar_t, Term, true>(a);
+        exec.template sum_nthwc<scalar_t, Term, true>(a);
       else
-        exec.template reduce_nthwc<scalar_t, Term, false>(a);
+        exec.template sum_nthwc<scalar_t, Term, false>(a);
     }
     if (a.plan.splits > 1 && exec.ok()) exec.finalize(a);
   });
 }
 
-inline uint64_t reduction_workspace_values(const Problem& p, uint32_t pack, int num_sms,
-                                           int64_t max_elements) {
+inline uint64_t sum_workspace_values(const Problem& p, uint32_t pack, int num_sms,
+                                     int64_t max_elements) {
   uint64_t values = 0;
   for_each_batch_chunk(p, max_elements, [&](int64_t, int64_t nb) {
-    const uint64_t v = workspace_values(plan_reduction(p.layout, nb, p.C, p.T, p.HW, pack, num_sms));
+    const uint64_t v = workspace_values(plan_sum(p.layout, nb, p.C, p.T, p.HW, pack, num_sms));
     if (v > values) values = v;
   });
   return values;

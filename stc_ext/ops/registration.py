@@ -1,0 +1,77 @@
+"""The custom op ``torch.ops.stc_ext.stc``: its kernel, fake kernel and autograd formula,
+registered here once for every backend.
+
+Forward: pool -> gate -> rescale. Backward: rescale_backward_sums -> gate backward ->
+rescale_backward_input. The four kernel ops come from the backend named in the call
+(stc_ext/ops/backends.py); the gate is stc_ext/ops/gate.py. The kernel ops are registered
+where they are defined: schemas in csrc/stc.cpp with their fake kernels in
+stc_ext/ops/native.py, and the "triton" ones in stc_ext/ops/triton/ops.py.
+
+In the residual form (``identity`` given) the op computes relu(x * g + identity).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .backends import kernels
+from .gate import gate_backward, gate_forward, gate_from_state, gate_state_width
+from .layout import empty_output, empty_statistic
+from .params import STCParams
+
+
+@torch.library.custom_op("stc_ext::stc", mutates_args=())
+def stc_op(
+    x: Tensor,
+    identity: Tensor | None,
+    tcb_w1: Tensor | None,
+    tcb_b1: Tensor | None,
+    tcb_w2: Tensor | None,
+    tcb_b2: Tensor | None,
+    scb_w1: Tensor | None,
+    scb_b1: Tensor | None,
+    scb_w2: Tensor | None,
+    scb_b2: Tensor | None,
+    backend: str,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Fused STC block. Returns y (N, C, T, H, W) and, for the backward, s, the (N, C, T)
+    spatial means of x, and the gate's (N, K) state, both in the accumulation dtype (so
+    neither x nor the MLPs are run twice)."""
+    k = kernels(backend)
+    params = STCParams.from_flat([tcb_w1, tcb_b1, tcb_w2, tcb_b2, scb_w1, scb_b1, scb_w2, scb_b2])
+    s = k.pool(x)
+    g, state = gate_forward(s, params)
+    return k.rescale(x, g, identity), s, state
+
+
+@stc_op.register_fake
+def _stc_fake(x, identity, tcb_w1, tcb_b1, tcb_w2, tcb_b2, scb_w1, scb_b1, scb_w2, scb_b2, backend):
+    params = STCParams.from_flat([tcb_w1, tcb_b1, tcb_w2, tcb_b2, scb_w1, scb_b1, scb_w2, scb_b2])
+    state = empty_statistic(x, with_time=False).new_empty((x.shape[0], gate_state_width(params)))
+    return empty_output(x), empty_statistic(x), state
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    x, identity, *weights, backend = inputs
+    y, s, state = output
+    ctx.backend = backend
+    ctx.residual = identity is not None
+    # In the residual form the ReLU mask is read back from y (the next layer keeps y
+    # alive anyway), which moves fewer bytes than recomputing it from x and identity.
+    ctx.save_for_backward(x, y if ctx.residual else None, s, state, *weights)
+    ctx.mark_non_differentiable(s, state)  # returned only for the backward's reuse
+
+
+def _backward(ctx, grad_y: Tensor, grad_s: Tensor | None, grad_state: Tensor | None):
+    x, y, s, state, *weights = ctx.saved_tensors  # y is None in the plain form
+    params = STCParams.from_flat(weights)
+    k = kernels(ctx.backend)
+    g = gate_from_state(state, params)
+    sums = k.rescale_backward_sums(grad_y, x, y)  # (N, C, T): sum over H, W of dy' * x
+    grad_s_total, grad_weights = gate_backward(sums.sum(dim=2), s, params, state)
+    grad_x, grad_identity = k.rescale_backward_input(grad_y, g, grad_s_total, y)
+    return (grad_x, grad_identity if ctx.residual else None, *grad_weights, None)
+
+
+stc_op.register_autograd(_backward, setup_context=_setup_context)
