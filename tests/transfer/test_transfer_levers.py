@@ -10,10 +10,11 @@ from transfer_helpers import TEACHER_WIDTHS, tiny_transfer_config
 
 from stc_ext import models
 from stc_ext.models.resnet2d import resnet2d
-from stc_ext.train import ConfigError, load_checkpoint
+from stc_ext.train import ConfigError, config_from_dict, load_checkpoint
 from stc_ext.transfer import (
     FEATURE_NORMS,
     CorrespondenceNet,
+    TransferConfig,
     build_teacher,
     resolve_transfer_config,
     transfer,
@@ -133,9 +134,8 @@ def test_bad_levers_are_named(unlabeled_videos, teacher_file, tmp_path):
     config = tiny_transfer_config(unlabeled_videos, teacher_file, tmp_path, head_warmup_steps=-2)
     with pytest.raises(ConfigError, match="head_warmup_steps: must not be negative, got -2"):
         config.validate()
-    config = tiny_transfer_config(unlabeled_videos, teacher_file, tmp_path, feature_norm="l2")
-    with pytest.raises(ConfigError, match="feature_norm: must be one of"):
-        config.validate()
+    with pytest.raises(ConfigError, match="feature_norm: must be one of none, layernorm, "):
+        config_from_dict(TransferConfig, {"feature_norm": "l2"})
     config = tiny_transfer_config(unlabeled_videos, teacher_file, tmp_path, head_warmup_steps=3)
     assert config.correspondence_options() == {
         "feature_norm": "none",
@@ -158,6 +158,13 @@ def test_a_run_stopped_in_the_warm_up_resumes_exactly(unlabeled_videos, teacher_
         first.interrupted
         and int(load_checkpoint(tmp_path / "b" / "last.pt")["model"]["pairs_seen"]) == 8
     )
+    # The normalisation is part of the network: resuming with another one is refused.
+    with pytest.raises(ConfigError, match="feature_norm: checkpoint 'batchnorm' vs now 'none'"):
+        transfer(
+            resolve_transfer_config(
+                {"resume": str(tmp_path / "b" / "last.pt"), "feature_norm": "none"}
+            )
+        )
     resumed = transfer(resolve_transfer_config({"resume": str(tmp_path / "b" / "last.pt")}))
     assert resumed.steps == reference.steps == 8
     a = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
