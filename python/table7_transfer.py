@@ -252,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--unlabeled-per-class",
         type=int,
-        default=10,
-        help="unlabeled videos per synthetic class, 12 classes (10)",
+        default=40,
+        help="unlabeled videos per synthetic class, 12 classes (40)",
     )
     parser.add_argument(
         "--transfer-only",
