@@ -24,6 +24,7 @@ def _hara_checkpoint(
     }
 
 
+@pytest.mark.slow  # > 5 s
 @pytest.mark.parametrize(
     ("name", "family", "depth", "shortcut_type", "from_file"),
     [

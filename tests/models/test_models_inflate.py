@@ -64,6 +64,7 @@ def _static_video(frames: int) -> tuple[torch.Tensor, torch.Tensor]:
     return frame, frame.unsqueeze(2).expand(-1, -1, frames, -1, -1).contiguous()
 
 
+@pytest.mark.slow  # > 5 s
 def test_static_video_gives_the_2d_features(teacher50, inflated50):
     frame, video = _static_video(4)
     with torch.no_grad():
@@ -77,6 +78,7 @@ def test_static_video_gives_the_2d_features(teacher50, inflated50):
         assert (inflated50.forward_features(moving) - expected).abs().max() > 1e-3
 
 
+@pytest.mark.slow  # > 5 s
 def test_zero_temporal_padding_breaks_the_static_video_property(teacher50, inflated50):
     # Why temporal_padding="replicate" exists: with zeros, the clip's end frames see fewer
     # non-zero taps of the inflated kernels, so the pooled features move away.

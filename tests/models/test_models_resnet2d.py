@@ -68,6 +68,7 @@ def test_torchvision_file_mismatch_is_named():
         resnet2d.load_torchvision_weights(resnet2d.resnet50(), state)
 
 
+@pytest.mark.slow  # > 5 s
 def test_pooled_per_frame_features():
     torch.manual_seed(0)
     model = resnet2d.resnet18().eval()
@@ -83,6 +84,7 @@ def test_pooled_per_frame_features():
         model.frame_features(clip[:, :, 0])
 
 
+@pytest.mark.slow  # > 5 s
 @pytest.mark.parametrize(("depth", "feature_dim"), [(18, 64), (50, 256)])
 def test_narrow_widths(depth, feature_dim):
     torch.manual_seed(0)

@@ -191,6 +191,7 @@ def test_stc_blocks_see_their_stage_frames():
     assert [frames for _, frames in seen.values()] == [4, 2, 1, 1]
 
 
+@pytest.mark.slow  # > 5 s
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_stage_placement_trains_and_round_trips(backend, tmp_path):
     # Two residual blocks per stage, so "stage" differs from "block": the STC block sits in

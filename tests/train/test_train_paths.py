@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from train_helpers import TINY_FLAGS, copy_dataset
 
 from stc_ext.cli import main
 from stc_ext.train import load_checkpoint
 
 
+@pytest.mark.slow  # > 5 s
 def test_a_run_with_relative_paths_works_from_elsewhere(tiny_data, tmp_path, monkeypatch, capsys):
     work = tmp_path / "work"
     copy_dataset(tiny_data, work / "data")

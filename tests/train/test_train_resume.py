@@ -87,6 +87,7 @@ def test_second_ctrl_c_aborts(tiny_data, tmp_path):
     assert not (tmp_path / "last.pt").exists()
 
 
+@pytest.mark.slow  # > 5 s
 def test_checkpoints_with_the_old_shortcut_key_resume_and_evaluate(tiny_data, tmp_path):
     # Shortcut B gives the basic blocks downsample convs: a config read as shortcut A (the
     # default of ResNet-10) would build a model without them and fail to load the weights.
