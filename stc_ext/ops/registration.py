@@ -19,6 +19,7 @@ from .backends import kernels
 from .gate import gate_backward, gate_forward, gate_from_state, gate_state_width
 from .layout import empty_output, empty_statistic
 from .params import STCParams
+from .reference import stc_reference
 
 
 @torch.library.custom_op("stc_ext::stc", mutates_args=())
@@ -65,6 +66,12 @@ def _setup_context(ctx, inputs, output) -> None:
 
 def _backward(ctx, grad_y: Tensor, grad_s: Tensor | None, grad_state: Tensor | None):
     x, y, s, state, *weights = ctx.saved_tensors  # y is None in the plain form
+    if torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (grad_y, x, *weights)
+    ):
+        # create_graph=True: the kernels are not differentiable, so the gradient is built
+        # from differentiable ATen ops instead, which a second backward can go through.
+        return _differentiable_backward(ctx, grad_y, x, y, weights)
     params = STCParams.from_flat(weights)
     k = kernels(ctx.backend)
     g = gate_from_state(state, params)
@@ -72,6 +79,23 @@ def _backward(ctx, grad_y: Tensor, grad_s: Tensor | None, grad_state: Tensor | N
     grad_s_total, grad_weights = gate_backward(sums.sum(dim=2), s, params, state)
     grad_x, grad_identity = k.rescale_backward_input(grad_y, g, grad_s_total, y)
     return (grad_x, grad_identity if ctx.residual else None, *grad_weights, None)
+
+
+def _differentiable_backward(ctx, grad_y: Tensor, x: Tensor, y: Tensor | None, weights: list):
+    """The backward as a differentiable function of grad_y, x and the weights: the
+    reference's autograd through the plain form z = x * g(x) (the residual form's ReLU only
+    masks grad_y, by the sign of the saved output y, and passes it on to identity)."""
+    grad_z = grad_y if y is None else grad_y * (y > 0)
+    # Inputs that do not require grad get a detached stand-in, so the graph is built
+    # from the ones that do and autograd.grad can still be asked for every gradient.
+    leaves = [
+        t if t is None or t.requires_grad else t.detach().requires_grad_() for t in (x, *weights)
+    ]
+    z = stc_reference(leaves[0], STCParams.from_flat(leaves[1:]))  # grad mode is on here
+    present = [t for t in leaves if t is not None]
+    grads = iter(torch.autograd.grad(z, present, grad_z, create_graph=True))
+    grad_x, *grad_weights = [None if t is None else next(grads) for t in leaves]
+    return (grad_x, grad_z if ctx.residual else None, *grad_weights, None)
 
 
 stc_op.register_autograd(_backward, setup_context=_setup_context)
