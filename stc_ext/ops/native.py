@@ -92,6 +92,17 @@ def jit_build(root: str | os.PathLike | None = None, verbose: bool = False) -> N
     _on_loaded()
 
 
+def cached_output_bytes() -> int:
+    """Bytes of freed op outputs the CPU kernels keep for reuse (csrc/cpu/output_cache.h;
+    at most ``STC_EXT_CPU_CACHE_MB``, default 1024, read once per process)."""
+    return torch.ops.stc_ext.output_cache_free_bytes.default()
+
+
+def release_cached_outputs() -> None:
+    """Returns the freed op outputs the CPU kernels keep for reuse to the system."""
+    torch.ops.stc_ext.output_cache_release.default()
+
+
 def has_cuda_kernels() -> bool:
     """Was the loaded extension built with its CUDA kernels?"""
     return torch._C._dispatch_has_kernel_for_dispatch_key("stc_ext::pool", "CUDA")
@@ -114,7 +125,7 @@ def _on_loaded() -> None:
 
 
 def _register_fake_kernels() -> None:
-    """Fake kernels of the four ops: shapes, dtypes and strides as the real kernels give them
+    """Fake kernels of the ops: shapes, dtypes and strides as the real kernels give them
     (stc_ext/ops/layout.py), for torch.compile and fake-tensor tracing."""
 
     @torch.library.register_fake("stc_ext::pool")
