@@ -2,10 +2,10 @@
 registered here once for every backend.
 
 Forward: pool -> gate -> rescale. Backward: rescale_backward_sums -> gate backward ->
-rescale_backward_input. The four kernel ops come from the backend named in the call
-(stc_ext/ops/backends.py); the gate is stc_ext/ops/gate.py. The kernel ops are registered
-where they are defined: schemas in csrc/stc.cpp with their fake kernels in
-stc_ext/ops/native.py, and the "triton" ones in stc_ext/ops/triton/ops.py.
+rescale_backward_input. The four kernel ops and the gate come from the backend named in the
+call (stc_ext/ops/backends.py); the gate is stc_ext/ops/gate.py except on "cpu". The kernel
+ops are registered where they are defined: schemas in csrc/stc.cpp with their fake kernels
+in stc_ext/ops/native.py, and the "triton" ones in stc_ext/ops/triton/ops.py.
 
 In the residual form (``identity`` given) the op computes relu(x * g + identity).
 """
@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from .backends import kernels
-from .gate import gate_backward, gate_forward, gate_from_state, gate_state_width
+from .gate import gate_from_state, gate_state_width
 from .layout import empty_output, empty_statistic
 from .params import STCParams
 from .reference import stc_reference
@@ -42,7 +42,7 @@ def stc_op(
     k = kernels(backend)
     params = STCParams.from_flat([tcb_w1, tcb_b1, tcb_w2, tcb_b2, scb_w1, scb_b1, scb_w2, scb_b2])
     s = k.pool(x)
-    g, state = gate_forward(s, params)
+    g, state = k.gate_forward(s, params)
     return k.rescale(x, g, identity), s, state
 
 
@@ -76,7 +76,7 @@ def _backward(ctx, grad_y: Tensor, grad_s: Tensor | None, grad_state: Tensor | N
     k = kernels(ctx.backend)
     g = gate_from_state(state, params)
     sums = k.rescale_backward_sums(grad_y, x, y)  # (N, C, T): sum over H, W of dy' * x
-    grad_s_total, grad_weights = gate_backward(sums.sum(dim=2), s, params, state)
+    grad_s_total, grad_weights = k.gate_backward(sums, s, params, state)
     grad_x, grad_identity = k.rescale_backward_input(grad_y, g, grad_s_total, y)
     return (grad_x, grad_identity if ctx.residual else None, *grad_weights, None)
 
