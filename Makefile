@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 TORCH_SPEC ?= torch==2.13.0
 CONSTRAINTS := $(VENV)/constraints.txt
-DEPS := "numpy" "ninja" "pybind11" "pytest>=8" "pytest-benchmark>=4" "av>=18" "pillow" "ruff" "triton>=3.4" "tqdm" "pyyaml" "matplotlib"
+DEPS := "numpy" "ninja" "pybind11" "pytest>=8" "pytest-benchmark>=4" "av>=18" "pillow" "ruff" "triton>=3.4" "tqdm" "pyyaml" "matplotlib" "onnx" "onnxscript" "onnxruntime"
 PYTEST_ARGS ?=
 
 .PHONY: setup test test-fast bench demo lint clean

@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -75,6 +76,92 @@ def _run_synth(args: argparse.Namespace) -> int:
         f"splits: {info.split_dir}"
     )
     return 0
+
+
+def _add_prepare(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "prepare",
+        help="resize a dataset's videos (or extract JPEG frames) once, for fast loading",
+        description=(
+            "Prepare every video under SRC into DST, keeping the folder layout: --mode resize "
+            "re-encodes each as H.264 .mp4 with its short side at --short-side and a keyframe "
+            "every --keyframe-interval frames (fast seeking and decoding); --mode frames "
+            "writes a folder of JPEGs per video (<stem>/image_00001.jpg ...). Other files "
+            "(split lists, CSVs) are copied, so train/evaluate read DST with only --root "
+            "changed (a listed .avi resolves to the prepared .mp4 or frame folder). Resumable: "
+            "rerun to finish an interrupted run. Exits with 1 if any video failed (listed "
+            "here and in DST/stc_prepare_failed.txt)."
+        ),
+    )
+    p.add_argument("src", help="the dataset's root folder")
+    p.add_argument("dst", help="the prepared tree's root folder")
+    p.add_argument("--mode", choices=("resize", "frames"), default="resize", help="(resize)")
+    p.add_argument(
+        "--short-side", type=int, default=128, help="short side in pixels; 0 keeps it (128)"
+    )
+    p.add_argument(
+        "--keyframe-interval", type=int, default=16, help="resize: frames between keyframes (16)"
+    )
+    p.add_argument("--crf", type=int, default=23, help="resize: x264 quality, lower is better (23)")
+    p.add_argument("--preset", default="fast", help="resize: x264 speed preset (fast)")
+    p.add_argument("--jpeg-quality", type=int, default=90, help="frames: JPEG quality (90)")
+    p.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes (all CPU cores)"
+    )
+    p.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar"
+    )
+    p.set_defaults(func=_run_prepare)
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    from stc_ext.data.prepare import prepare_dataset
+
+    bar = None
+    if args.progress:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            pass
+        else:
+            bar = tqdm(unit="video", dynamic_ncols=True, mininterval=1.0)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    with _console_logging():
+        try:
+            report = prepare_dataset(
+                args.src,
+                args.dst,
+                mode=args.mode,
+                short_side=args.short_side,
+                keyframe_interval=args.keyframe_interval,
+                crf=args.crf,
+                preset=args.preset,
+                jpeg_quality=args.jpeg_quality,
+                workers=args.workers,
+                progress=progress,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+    for title, items in (
+        ("truncated (kept up to the break)", report.truncated),
+        ("FAILED", report.failed),
+    ):
+        shown = "".join(f"\n  {path}: {reason}" for path, reason in items[:50])
+        more = f"\n  ... and {len(items) - 50} more" if len(items) > 50 else ""
+        if items:
+            print(f"{len(items)} video(s) {title}:{shown}{more}")
+    print(
+        f"stc prepare: {report.videos} videos in {args.src}: {report.prepared} prepared, "
+        f"{report.skipped} already done, {len(report.failed)} failed; {report.copied} other "
+        f"file(s) copied; {report.seconds:.1f} s -> {args.dst}"
+    )
+    return 1 if report.failed else 0
 
 
 def _rank() -> int:
@@ -392,21 +479,331 @@ def _run_inflate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_inference_flags(p: argparse.ArgumentParser) -> None:
+    """The flags ``stc predict`` and ``stc extract`` share (argument names = dests)."""
+    p.add_argument(
+        "videos",
+        nargs="+",
+        metavar="VIDEO_OR_DIR",
+        help="video files, frame folders, or folders to walk for videos",
+    )
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="an `stc train` checkpoint, or foreign weights (torchvision, 3D-ResNets) with --model",
+    )
+    clip = p.add_argument_group("model and clips (default: the checkpoint's training config)")
+    clip.add_argument("--model", help="model name, for weights that do not record it")
+    clip.add_argument(
+        "--placement",
+        choices=("block", "stage"),
+        help="STC placement of weights that do not record it (block)",
+    )
+    clip.add_argument("--frames", type=int, help="frames per clip (must match the checkpoint)")
+    clip.add_argument("--stride", type=int, help="temporal stride between sampled frames")
+    clip.add_argument("--size", type=int, help="centre-crop side")
+    clip.add_argument("--short-side", type=int, help="frames are resized to this short side")
+    clip.add_argument(
+        "--drop-last-partial",
+        action="store_true",
+        help="drop a video's last clip when it would need loop padding",
+    )
+    speed = p.add_argument_group("speed")
+    speed.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (auto)")
+    speed.add_argument("--batch-size", type=int, default=4, help="videos decoded per batch (4)")
+    speed.add_argument("--clip-batch", type=int, default=32, help="clips per forward pass (32)")
+    speed.add_argument("--workers", type=int, default=2, help="decoding worker processes (2)")
+    speed.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none", help="autocast")
+    speed.add_argument("--backend", help="STC kernel backend (default: the checkpoint's)")
+    speed.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar"
+    )
+
+
+def _inference_options(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    for name in ("batch_size", "clip_batch", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')}: must be positive, got {value}")
+    if args.workers < 0:
+        raise ValueError(f"--workers: must not be negative, got {args.workers}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    names = (
+        "model placement frames stride size short_side drop_last_partial device batch_size "
+        "clip_batch "
+        "workers amp backend"
+    ).split()
+    return {name: getattr(args, name) for name in names} | {"progress": args.progress}
+
+
+def _print_skipped(command: str, skipped: list[tuple[str, str]]) -> None:
+    if skipped:
+        lines = "\n".join(f"  {path}: {reason}" for path, reason in skipped)
+        print(f"stc {command}: skipped {len(skipped)} video(s):\n{lines}", file=sys.stderr)
+
+
+def _add_predict(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "predict",
+        help="top-k classes of your own videos (the paper's test protocol)",
+        description=(
+            "Classify each video: non-overlapping clips of the checkpoint's length and stride, "
+            "centre-cropped, softmax averaged over the clips (paper §4.2; the code path of "
+            "`stc evaluate`). Folders are walked for video files; a folder of images is one "
+            "video. Unreadable files are listed and skipped. Class names come from the "
+            "checkpoint, else --labels, else indices. Without --out, one line per video."
+        ),
+    )
+    _add_inference_flags(p)
+    p.add_argument(
+        "--labels",
+        help="class names for weights that do not record them: one per line, or classInd.txt",
+    )
+    p.add_argument("--topk", type=int, default=5, help="classes listed per video (5)")
+    p.add_argument("--out", help="write the results to this .json or .csv file")
+    p.set_defaults(func=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from stc_ext import predict as stc_predict
+
+    if args.out is not None and Path(args.out).suffix.lower() not in (".json", ".csv"):
+        raise ValueError(f"--out: must end in .json or .csv, got {args.out}")
+    options = _inference_options(args)
+    with _console_logging():
+        result = stc_predict.predict(
+            args.videos, args.checkpoint, labels=args.labels, topk=args.topk, **options
+        )
+    if _rank() != 0:
+        return 0
+    _print_skipped("predict", result.skipped)
+    if args.out is not None:
+        stc_predict.write_predictions(result, args.out)
+        print(
+            f"wrote {len(result.predictions)} predictions ({result.model}, labels from "
+            f"{result.labels_from}) to {args.out} in {result.seconds:.1f} s"
+        )
+    else:
+        for p in result.predictions:
+            top = ", ".join(f"{label} {score:.3f}" for label, _, score in p.top)
+            print(f"{p.video}\t{top}")
+    return 0 if result.predictions else 1
+
+
+def _add_extract(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "extract",
+        help="per-clip features (pooled or logits) of your videos, one .npy + .json per video",
+        description=(
+            "Cut each video into the test protocol's non-overlapping centre-cropped clips and "
+            "write OUT/<name>.npy, float32 (clips, D): the pooled last-stage features "
+            "(--layer pool: 512-D for ResNet-18/34, 2048-D for ResNet-50+) or the logits, and "
+            "OUT/<name>.json with each clip's start/end frame and time in seconds. <name> is "
+            "the video's path under the folder given, without extension. Resumable: videos "
+            "whose outputs exist are skipped; files are written atomically."
+        ),
+    )
+    _add_inference_flags(p)
+    p.add_argument("--layer", choices=("pool", "logits"), default="pool", help="output (pool)")
+    p.add_argument("--out", default="features", help="output folder (features)")
+    p.add_argument("--fps", type=float, help="frame rate of frame-folder videos, for clip times")
+    p.set_defaults(func=_run_extract)
+
+
+def _run_extract(args: argparse.Namespace) -> int:
+    from stc_ext import extract as stc_extract
+
+    options = _inference_options(args)
+    with _console_logging():
+        result = stc_extract.extract(
+            args.videos, args.checkpoint, args.out, layer=args.layer, fps=args.fps, **options
+        )
+    _print_skipped("extract", result.skipped)
+    if _rank() == 0:
+        dim = f"{result.dim}-D " if result.dim else ""
+        print(
+            f"wrote {dim}{result.layer} features of {len(result.written)} video(s) to "
+            f"{result.out_dir} in {result.seconds:.1f} s"
+            + (f"; {len(result.existing)} already there" if result.existing else "")
+        )
+    return 0 if result.written or result.existing else 1
+
+
+def _add_export(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="export a checkpoint's network: torch.export (.pt2) or ONNX",
+        description=(
+            "Trace the network of --checkpoint with torch.export on clips of its frames and "
+            "size (any batch size). pt2: the STC blocks stay stc_ext custom-op nodes (load with "
+            "torch.export.load after `import stc_ext`). onnx: the STC op is decomposed into "
+            "standard ops first (needs onnx and onnxscript: pip install 'stc_ext[onnx]'); with "
+            "onnxruntime installed the file is run on the CPU and compared with the model."
+        ),
+    )
+    p.add_argument("--checkpoint", required=True, help="an `stc train` checkpoint or weights")
+    p.add_argument("--out", required=True, help="the file to write (.pt2 or .onnx)")
+    p.add_argument("--format", choices=("pt2", "onnx"), help="default: from --out's extension")
+    p.add_argument("--model", help="model name, for weights that do not record it")
+    p.add_argument(
+        "--placement",
+        choices=("block", "stage"),
+        help="STC placement of weights that do not record it (block)",
+    )
+    p.add_argument("--frames", type=int, help="frames per clip (must match the checkpoint)")
+    p.add_argument("--size", type=int, help="clip side (default: the checkpoint's)")
+    p.add_argument(
+        "--layer", choices=("logits", "pool"), default="logits", help="the output (logits)"
+    )
+    p.add_argument("--backend", help="STC kernel backend traced into the program (default: auto)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: torch's)")
+    p.add_argument(
+        "--check",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the exported file and compare it with the model (default: on)",
+    )
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from stc_ext.export import export_checkpoint
+
+    with _console_logging():
+        result = export_checkpoint(
+            args.checkpoint,
+            args.out,
+            args.format,
+            model=args.model,
+            placement=args.placement,
+            frames=args.frames,
+            size=args.size,
+            layer=args.layer,
+            backend=args.backend,
+            opset=args.opset,
+            check=args.check,
+        )
+    shape = ("N", *result.input_shape[1:])
+    checked = (
+        f"max |difference| from the model {result.max_error:.2e}"
+        if result.max_error is not None
+        else "not checked"
+    )
+    nodes = f"{result.custom_op_nodes} STC op node(s)"
+    nodes += " decomposed into standard ops" if result.format == "onnx" else " kept"
+    print(
+        f"wrote {result.path} ({result.format}, {result.model}, {result.layer} for clips "
+        f"{tuple(shape)}; {nodes}); {checked}"
+    )
+    return 0
+
+
+def _add_info(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "info",
+        help="versions, devices and STC backends; --check self-tests every backend",
+        description=(
+            "Print the versions (stc_ext, torch, CUDA, Triton, the compiler the extension was "
+            "built with), the devices, and each STC backend: available, disabled by "
+            "STC_EXT_DISABLE, or missing and why. --check runs every backend available on the "
+            "device against the float64 reference (small random shapes, both layouts, plain "
+            "and residual forms, forward and backward, the test suite's tolerances): one "
+            "PASS/FAIL line per backend and dtype, exit status 1 on any failure; then the "
+            "bandwidth of one stage-sized forward per backend next to a plain copy. Turn a "
+            "failing backend off with STC_EXT_DISABLE=name[,name...]."
+        ),
+    )
+    p.add_argument("--check", action="store_true", help="self-test the backends (a few seconds)")
+    p.add_argument(
+        "--device",
+        default=None,
+        help="device to check: cpu, cuda or cuda:N (default: cuda if present, else cpu)",
+    )
+    p.add_argument(
+        "--backends",
+        default=None,
+        help="comma-separated backends to check (default: every one available on the device)",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_run_info)
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    import json
+
+    from stc_ext import info
+
+    env = info.environment()
+    if not args.check:
+        print(json.dumps(env, indent=2) if args.json else info.format_environment(env))
+        return 0
+    names = args.backends.split(",") if args.backends else None
+    results = info.check_backends(args.device, names)
+    shape, bandwidth = info.measure_bandwidth(args.device, names)
+    failed = [r for r in results if not r.passed]
+    if args.json:
+        env["check"] = [{**dataclasses.asdict(r), "passed": r.passed} for r in results]
+        env["bandwidth"] = {"shape": shape, "results": [dataclasses.asdict(b) for b in bandwidth]}
+        print(json.dumps(env, indent=2))
+        return 1 if failed else 0
+    print(info.format_environment(env))
+    device = results[0].device if results else args.device
+    print(f"\nself-check on {device} against the float64 reference:")
+    for result in results:
+        print(result.line())
+    print(
+        f"\nforward bandwidth on {device}, x of shape {tuple(shape)} float32 (2 |x| bytes moved; "
+        "timings are noisy on a busy machine):"
+    )
+    for b in bandwidth:
+        timing = f"{b.gbps:7.1f} GB/s  {b.milliseconds:8.2f} ms" if b.gbps is not None else b.note
+        print(f"  {b.name:<10}{timing}")
+    if failed:
+        names = sorted({r.backend for r in failed})
+        print(
+            f"\nFAILED: {', '.join(f'{r.backend} {r.dtype}' for r in failed)}. Until fixed, "
+            f"turn it off with STC_EXT_DISABLE={','.join(n for n in names if n != 'reference')}"
+            " (backend='auto' then picks the next one)",
+            file=sys.stderr,
+        )
+        return 1
+    print("\nall backends PASS")
+    return 0
+
+
 #: Functions that add one subcommand each to the ``stc`` parser.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_synth,
+    _add_prepare,
     _add_train,
     _add_evaluate,
     _add_teacher,
     _add_transfer,
     _add_inflate,
+    _add_predict,
+    _add_extract,
+    _add_export,
+    _add_info,
 ]
+
+
+def _version() -> str:
+    import torch
+
+    import stc_ext
+
+    return f"stc {stc_ext.__version__} (torch {torch.__version__}, python {sys.version.split()[0]})"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stc", description="Spatio-temporal Channel Correlation networks (stc_ext)."
     )
+    parser.add_argument("--version", action="version", version=_version())
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for add in COMMANDS:
@@ -414,23 +811,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; an unknown flag is reported with its subcommand's usage (argparse
+    alone shows the top-level one)."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        commands = next(
+            a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+        ).choices
+        commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def _error_message(args: argparse.Namespace, exc: Exception) -> str:
     """The library's message, with a config field at fault named by its flag."""
     from stc_ext.train.config import ConfigError
 
     config_cls = getattr(args, "config_cls", None)
-    if isinstance(exc, ConfigError) and exc.field is not None and config_cls is not None:
-        if exc.field in {f.name for f in dataclasses.fields(config_cls)}:
+    if isinstance(exc, ConfigError) and exc.field is not None:
+        fields = {f.name for f in dataclasses.fields(config_cls)} if config_cls else set(vars(args))
+        if exc.field == "videos" and "videos" in fields:
+            return f"VIDEO_OR_DIR: {exc.detail}"
+        if exc.field in fields:
             return f"--{exc.field.replace('_', '-')}: {exc.detail}"
     return str(exc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``stc`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    from stc_ext.train.errors import TrainingError
+
+    args = _parse(build_parser(), argv)
     try:
         return int(args.func(args))
-    except (ValueError, OSError) as exc:  # bad input or files: a message, not a traceback
+    except (ValueError, OSError, ImportError, TrainingError) as exc:  # a message, not a traceback
         print(f"stc {args.command}: error: {_error_message(args, exc)}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from .ops import STCParams, stc
 from .ops.backends import BACKEND_NAMES
 from .ops.params import BranchWeights
+from .validation import check_int
 
 # The STC block's branch choices (paper Table 5): both, TCB only or SCB only.
 BRANCHES = ("stc", "tcb", "scb")
@@ -64,9 +65,9 @@ class STCBlock(nn.Module):
         backend: str = "auto",
     ) -> None:
         super().__init__()
-        for name, value in (("channels", channels), ("frames", frames), ("reduction", reduction)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"STCBlock: {name} must be a positive int, got {value!r}")
+        channels = check_int("STCBlock", "channels", channels)
+        frames = check_int("STCBlock", "frames", frames)
+        reduction = check_int("STCBlock", "reduction", reduction)
         if branches not in BRANCHES:
             raise ValueError(f"STCBlock: branches must be one of {BRANCHES}, got {branches!r}")
         if backend != "auto" and backend not in BACKEND_NAMES:

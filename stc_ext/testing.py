@@ -11,8 +11,9 @@ Tolerances, by the dtype of the block's input x:
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -21,6 +22,25 @@ from .nn import STCBlock
 from .ops.reference import stc_reference
 
 LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+@contextlib.contextmanager
+def poisoned_allocations(warn_only: bool = False) -> Iterator[None]:
+    """Inside, every torch.empty is filled with NaN, so an output element a kernel forgets
+    to write shows up as non-finite. Works through deterministic mode (``warn_only``: warn
+    instead of raising on an op that has no deterministic implementation)."""
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.utils.deterministic.fill_uninitialized_memory,
+    )
+    torch.use_deterministic_algorithms(True, warn_only=warn_only)
+    torch.utils.deterministic.fill_uninitialized_memory = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.utils.deterministic.fill_uninitialized_memory = previous[2]
 
 
 def random_feature_map(
@@ -127,3 +147,51 @@ def assert_close(
         raise AssertionError(
             f"{name}: max error {error:.3e} exceeds {bound:.3e} for {input_dtype} inputs"
         )
+
+
+def check_against_reference(
+    backend: str,
+    device: torch.device | str,
+    shape: Sequence[int],
+    dtype: torch.dtype,
+    channels_last: bool = False,
+    residual: bool = False,
+    branches: str = "stc",
+    generator: torch.Generator | None = None,
+) -> None:
+    """Run a randomised ``STCBlock`` on ``backend`` and compare y and every gradient with
+    the float64 reference, by the tolerances above; raises ``AssertionError`` naming the
+    first tensor out of tolerance.
+
+    ``shape``: (N, C, T, H, W) of x. Inputs, weights and the incoming gradient are drawn
+    from ``generator`` (on the CPU, then moved to ``device``).
+    """
+    n, c, t = shape[:3]
+    block = STCBlock(c, t, reduction=4, branches=branches)
+    randomize_block(block, generator=generator)
+    block = block.double() if dtype == torch.float64 else block.float()
+    x = random_feature_map(shape, dtype, channels_last, generator=generator)
+    identity = (
+        random_feature_map(shape, dtype, channels_last, generator=generator) if residual else None
+    )
+    # Drawn in x's dtype so that every path, the float64 oracle included, sees the same
+    # values: the comparison then measures the arithmetic, not the rounding of inputs.
+    grad_y = torch.randn(tuple(shape), generator=generator, dtype=torch.float64).to(dtype)
+    block, x, grad_y = block.to(device), x.to(device), grad_y.to(device)
+    identity = None if identity is None else identity.to(device)
+
+    y, grads = block_outputs(block, x, identity, grad_y, backend)
+    y_ref, grads_ref = reference_outputs(block, x, identity, grad_y, torch.float64)
+    y_base, grads_base = (None, [None] * len(grads))
+    if dtype in LOW_PRECISION:
+        y_base, grads_base = reference_outputs(block, x, identity, grad_y, dtype)
+
+    if y.dtype != dtype or y.shape != x.shape:
+        raise AssertionError(f"y: {y.dtype} {tuple(y.shape)}, expected {dtype} {tuple(x.shape)}")
+    if channels_last and not y.is_contiguous(memory_format=torch.channels_last_3d):
+        raise AssertionError("y: a channels_last_3d input gave an output in another layout")
+    assert_close("y", y, y_ref, dtype, y_base)
+    names = ["grad_x"] + (["grad_identity"] if residual else [])
+    names += [name for name, _ in block.named_parameters()]
+    for name, grad, grad_ref, grad_base in zip(names, grads, grads_ref, grads_base, strict=True):
+        assert_close(name, grad, grad_ref, dtype, grad_base, gradient=True)

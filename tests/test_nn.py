@@ -89,6 +89,9 @@ def test_every_branch_choice_builds(branches):
     "kwargs, message",
     [
         (dict(channels=0, frames=2), "channels must be a positive int"),
+        # bool is an int subclass: STCBlock(True, 2) must not build a 1-channel block.
+        (dict(channels=True, frames=2), "STCBlock: channels must be a positive int, got True"),
+        (dict(channels=4, frames=2.0), "STCBlock: frames must be a positive int, got 2.0"),
         (dict(channels=4, frames=2, reduction=0), "reduction must be a positive int"),
         (dict(channels=4, frames=2, branches="both"), "branches must be one of"),
         (dict(channels=4, frames=2, backend="gpu"), "backend must be one of"),

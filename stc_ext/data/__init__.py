@@ -11,7 +11,10 @@ From files on disk to clip tensors ``(N, 3, T, 112, 112)`` following the paper's
         ...  # clips: float32 (8, 3, 16, 112, 112)
 
 :mod:`stc_ext.data.synthetic` writes a small action dataset of real video files in the UCF101
-layout (``stc synth --out DIR``).
+layout (``stc synth --out DIR``). :func:`prepare_dataset` (``stc prepare SRC DST``) resizes a
+dataset's videos (or extracts JPEG frames) once, so that decoding keeps up with a GPU.
+:mod:`stc_ext.data.holdout` holds whole groups of clips out of a training list for validation
+(deterministic, never leaking a group across the sides).
 """
 
 from .annotations import (
@@ -34,6 +37,7 @@ from .decode import (
 )
 from .errors import AnnotationError, DataError, MissingFilesError, VideoDecodeError
 from .loader import ClipBatch, ClipLoader, VideoBatch, average_clip_scores, collate_clips
+from .prepare import PrepareReport, prepare_dataset
 from .sampling import (
     center_clip_indices,
     clip_span,
@@ -62,6 +66,7 @@ __all__ = [
     "EvalTransform",
     "FrameFolderReader",
     "MissingFilesError",
+    "PrepareReport",
     "SkippedVideo",
     "TrainTransform",
     "VideoBatch",
@@ -77,6 +82,7 @@ __all__ = [
     "non_overlapping_clip_indices",
     "normalize",
     "open_video",
+    "prepare_dataset",
     "read_hmdb51",
     "read_kinetics_csv",
     "read_list_file",

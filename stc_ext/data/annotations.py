@@ -3,8 +3,10 @@
 Each reader returns an :class:`Annotation` (records of ``(path, label)`` plus the class names)
 and validates as it goes, naming the file and line of any problem. Paths are *not* checked for
 existence here; :meth:`Annotation.check_files` does that for all of them at once (the dataset calls
-it before training starts). A listed ``.../v_X.avi`` that is absent but has a frame folder
-``.../v_X/`` beside it resolves to that folder, the layout 3D-ResNets users already have.
+it before training starts). A listed ``.../v_X.avi`` that is absent resolves to a frame folder
+``.../v_X/`` beside it (the layout 3D-ResNets users already have, and ``stc prepare --mode
+frames`` writes) or else to ``.../v_X.mp4`` (what ``stc prepare --mode resize`` writes), so the
+same annotation files read a prepared tree.
 
 Supported: UCF101 (:func:`read_ucf101`), HMDB51 (:func:`read_hmdb51`), Kinetics-400 CSV
 (:func:`read_kinetics_csv`), a generic ``path label`` list (:func:`read_list_file`), and an
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from .decode import VIDEO_EXTENSIONS
 from .errors import AnnotationError, MissingFilesError
+from .prepare import PREPARED_VIDEO_SUFFIX
 
 __all__ = [
     "UNLABELED",
@@ -81,8 +84,9 @@ class Annotation:
                 warning listing them and drop them.
 
         Returns:
-            A new :class:`Annotation` with resolved paths (frame folders substituted where a listed
-            file is absent but ``path`` without its suffix is a folder) and no missing records.
+            A new :class:`Annotation` with resolved paths and no missing records. A listed file
+            that is absent is replaced by the folder ``path`` without its suffix, else by
+            ``path`` with the suffix ``.mp4`` (prepared trees), where those exist.
 
         Raises:
             MissingFilesError: ``strict`` and some are absent, or none at all exists.
@@ -118,6 +122,8 @@ def _resolve(path: Path) -> Path | None:
         return path
     if path.suffix and path.with_suffix("").is_dir():
         return path.with_suffix("")
+    if path.suffix and path.with_suffix(PREPARED_VIDEO_SUFFIX).is_file():
+        return path.with_suffix(PREPARED_VIDEO_SUFFIX)
     return None
 
 

@@ -173,6 +173,19 @@ class VideoClipDataset(Dataset):
         self._num_frames[index] = num_frames
         return frames
 
+    def sampled_frames(self, index: int) -> tuple[np.ndarray, int] | None:
+        """``(frame indices, frame count)`` of this process's last read of video ``index``:
+        the indices ``(N, frames)`` its clips hold in test mode (``(frames,)`` in val mode), and
+        the decoded frame count they were chosen from; None before the first read.
+
+        Raises:
+            ValueError: in train mode (its clip positions are random, not recorded).
+        """
+        if self.mode == "train":
+            raise ValueError("VideoClipDataset.sampled_frames: train-mode clips are random")
+        num_frames = self._num_frames.get(index)
+        return None if num_frames is None else (self._select(num_frames), num_frames)
+
     def __getitem__(self, index: int):
         """``(clip, label)`` (train/val), ``(clips, label, index)`` (test), or a
         :class:`SkippedVideo` when the video cannot be decoded and ``strict`` is False."""

@@ -1,17 +1,26 @@
 """Loading state_dicts saved by other code into our models, with a report of what matched.
 
+``load_file`` is the one way a file of weights is read, by every command and loader
+(``stc train --init/--resume``, ``stc evaluate``, ``stc inflate``, ``stc transfer
+--teacher-weights``, ``read_state_dict``): on the CPU, with ``weights_only=True``, and a
+:class:`CheckpointFileError` naming the file and what it is instead (missing, empty, not a
+PyTorch file, truncated, a pickled object rather than tensors) when it cannot be read.
+
 ``load_3d_resnets_checkpoint`` reads kenshohara/3D-ResNets-PyTorch files (``{"arch": ...,
 "state_dict": {"module.conv1.weight": ...}, ...}``, saved from a ``DataParallel`` model)
 into a plain or STC ``ResNet3D``; the STC blocks, which such files do not have, keep their
-fresh initialisation. Files are read on the CPU with ``weights_only=True``; nothing is
-downloaded.
+fresh initialisation. Nothing is downloaded.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -22,6 +31,99 @@ Checkpoint = str | os.PathLike | Mapping[str, object]
 _CONTAINER_KEYS = ("state_dict", "model", "model_state", "model_state_dict")
 _PREFIXES = ("module.", "_orig_mod.")  # DataParallel / DistributedDataParallel, torch.compile
 _LISTED = 12  # keys shown per category in messages
+
+
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
+_PICKLE_MAGIC = b"\x80"  # the legacy format: a pickle (protocol 2 or later)
+_RESAVE = "re-save it with torch.save(model.state_dict(), PATH)"
+
+
+class CheckpointFileError(ValueError):
+    """A file cannot be read as PyTorch weights.
+
+    Attributes:
+        path: the file.
+        problem: what it is instead, and what to do (the message is ``"<path>: <problem>"``).
+    """
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = str(path)
+        self.problem = problem
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in "\r\n\t" for c in text)
+
+
+def _load_problem(exc: Exception, size: int) -> str:
+    """What a ``torch.load`` failure means for the user."""
+    message = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in message:
+        found = re.search(r"GLOBAL ([\w.]+)", message)
+        what = f" ({found.group(1)})" if found else ""
+        return (
+            f"holds a pickled Python object{what}, e.g. a whole model saved with "
+            "torch.save(model), rather than a state dict of tensors; such files can run code "
+            f"when loaded and are not read: {_RESAVE}"
+        )
+    # The zip reader fails with EINVAL or a "zip archive" message on a cut archive; the
+    # legacy unpickler runs out of data.
+    if isinstance(exc, (EOFError, OSError)) or "zip archive" in message or "EOF" in message:
+        return (
+            f"is truncated or corrupt ({size} bytes, the archive is incomplete): an "
+            "interrupted save, download or copy? Use a complete copy of the file"
+        )
+    if isinstance(exc, pickle.UnpicklingError):
+        return "is not a PyTorch file (its contents do not unpickle)"
+    first = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+    return f"cannot be read by torch.load: {first}"
+
+
+def load_file(path: str | os.PathLike, mmap: bool = False) -> Any:
+    """What ``torch.save`` wrote to ``path``, read on the CPU with ``weights_only=True``.
+
+    ``mmap``: map the tensors instead of reading them (to look at metadata only); files in
+    the legacy (pre-1.6) format, which cannot be mapped, are read whole.
+
+    Raises:
+        CheckpointFileError: the file is missing, a folder, empty, not a PyTorch file,
+            truncated, or holds pickled objects other than tensors and plain containers.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise CheckpointFileError(p, "is a folder, not a file of weights")
+    if not p.is_file():
+        raise CheckpointFileError(p, "not found")
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(64)
+    except OSError as exc:
+        raise CheckpointFileError(p, f"cannot be opened: {exc.strerror or exc}") from None
+    if size == 0:
+        raise CheckpointFileError(
+            p, "is empty (0 bytes): an interrupted save or copy? Use a complete copy of the file"
+        )
+    if not head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
+        kind = (
+            f"it is text beginning {head[:24].decode('utf-8')!r}"
+            if _looks_like_text(head)
+            else f"it begins with the bytes {head[:8].hex(' ')}"
+        )
+        raise CheckpointFileError(
+            p, f"is not a PyTorch file ({kind}); expected a file written by torch.save"
+        )
+    try:
+        return torch.load(
+            p, map_location="cpu", weights_only=True, mmap=mmap and head.startswith(_ZIP_MAGIC)
+        )
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError, KeyError) as exc:
+        raise CheckpointFileError(p, _load_problem(exc, size)) from None
 
 
 class CheckpointMismatchError(ValueError):
@@ -87,16 +189,27 @@ class LoadReport:
 def read_state_dict(checkpoint: Checkpoint) -> tuple[dict[str, Tensor], dict[str, object]]:
     """The tensors of a checkpoint file or dict, unwrapped and without wrapper prefixes.
 
-    Accepts a path or an already loaded object; unwraps ``state_dict``/``model`` containers
-    and strips ``module.`` (DataParallel) and ``_orig_mod.`` (torch.compile) prefixes.
-    Returns (state_dict, metadata) where metadata holds the container's non-tensor
-    entries (e.g. 3D-ResNets-PyTorch's ``arch`` and ``epoch``).
+    Accepts a path (read by :func:`load_file`) or an already loaded object; unwraps
+    ``state_dict``/``model`` containers and strips ``module.`` (DataParallel) and
+    ``_orig_mod.`` (torch.compile) prefixes. Returns (state_dict, metadata) where metadata
+    holds the container's non-tensor entries (e.g. 3D-ResNets-PyTorch's ``arch`` and
+    ``epoch``).
+
+    Raises:
+        CheckpointFileError: a file that cannot be read, or holds no state dict.
+        TypeError, ValueError: a loaded object that is not a mapping, or holds no tensors.
     """
-    obj: object = checkpoint
     if isinstance(checkpoint, (str, os.PathLike)):
-        obj = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        obj = load_file(checkpoint)
+        try:
+            return read_state_dict(obj)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointFileError(checkpoint, str(exc)) from None
+    obj: object = checkpoint
     if not isinstance(obj, Mapping):
-        raise TypeError(f"checkpoint must be a mapping of tensors, got {type(obj).__name__}")
+        raise TypeError(
+            f"holds a {type(obj).__name__}, not a state dict (a mapping of names to tensors)"
+        )
     metadata: dict[str, object] = {}
     for key in _CONTAINER_KEYS:
         inner = obj.get(key)
@@ -115,7 +228,7 @@ def read_state_dict(checkpoint: Checkpoint) -> tuple[dict[str, Tensor], dict[str
                 key = key[len(prefix) :]
         state[key] = value
     if not state:
-        raise ValueError("checkpoint holds no tensors")
+        raise ValueError("holds no tensors (not a state dict of weights)")
     return state, metadata
 
 
@@ -180,7 +293,8 @@ def load_matched(
     return report
 
 
-def _is_stc_key(key: str) -> bool:
+def is_stc_key(key: str) -> bool:
+    """Is ``key`` a parameter of an STC block (``...stc.tcb.fc1.weight``, ...)?"""
     return ".stc." in key
 
 
@@ -206,7 +320,7 @@ def load_3d_resnets_checkpoint(
         A ``LoadReport``; the STC blocks' keys are in ``kept_fresh``.
     """
     state, metadata = read_state_dict(checkpoint)
-    loadable, report = match_state_dict(model, state, fresh=_is_stc_key, ignore=ignore)
+    loadable, report = match_state_dict(model, state, fresh=is_stc_key, ignore=ignore)
     what = "load_3d_resnets_checkpoint"
     if "arch" in metadata:
         what += f" (checkpoint arch {metadata['arch']!r})"

@@ -14,6 +14,7 @@ frames near the clip's ends differ (their temporal taps reach into zeros).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -68,11 +69,23 @@ def inflate_from_2d(model3d: nn.Module, source: nn.Module | Checkpoint) -> Infla
 
     Returns:
         An ``InflationReport``; nothing is raised for tensors that cannot be inflated.
+
+    Raises:
+        CheckpointFileError: ``source`` is a file that cannot be read.
+        ValueError: ``source`` holds 3D (5-D) weights.
     """
     if isinstance(source, nn.Module):
         state_2d: Mapping[str, Tensor] = source.state_dict()
     else:
         state_2d, _ = read_state_dict(source)
+    volumetric = [key for key, tensor in state_2d.items() if tensor.dim() == 5]
+    if volumetric:
+        where = f"{source}: " if isinstance(source, (str, os.PathLike)) else ""
+        raise ValueError(
+            f"{where}holds 3D weights ({volumetric[0]} is 5-D): a 3D network's checkpoint, not "
+            "the 2D network inflation starts from (a torchvision/timm ResNet state dict or a "
+            "`stc teacher` file)"
+        )
     report = InflationReport()
     own = model3d.state_dict()
     with torch.no_grad():

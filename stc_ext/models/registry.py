@@ -2,7 +2,9 @@
 and ``build_from_config`` (the network a run config describes).
 
 Names: ``resnet3d_<depth>`` (10, 18, 34, 50, 101, 152, 200), ``resnext3d_<depth>`` (50, 101,
-152) and their STC variants ``stc_resnet3d_<depth>``, ``stc_resnext3d_<depth>``.
+152), torchvision's video ResNets ``r3d_18``, ``mc3_18``, ``r2plus1d_18``
+(stc_ext/models/video_resnet.py, torchvision's state_dict keys), and the STC variants of all
+of them: ``stc_resnet3d_<depth>``, ``stc_resnext3d_<depth>``, ``stc_r3d_18``, ...
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import difflib
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from torch import nn
 
 from .resnet3d import (
     RESNET_LAYERS,
@@ -21,6 +25,7 @@ from .resnet3d import (
     stc_resnet3d,
     stc_resnext3d,
 )
+from .video_resnet import ARCHITECTURES, stc_video_resnet, video_resnet
 
 _FAMILIES: tuple[tuple[str, Callable[..., ResNet3D], tuple[int, ...]], ...] = (
     ("resnet3d", resnet3d, tuple(RESNET_LAYERS)),
@@ -30,11 +35,15 @@ _FAMILIES: tuple[tuple[str, Callable[..., ResNet3D], tuple[int, ...]], ...] = (
 )
 _STC_KWARGS = ("branches", "reduction", "backend", "placement")
 
-_REGISTRY: dict[str, Callable[..., ResNet3D]] = {
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {
     f"{family}_{depth}": functools.partial(factory, depth)
     for family, factory, depths in _FAMILIES
     for depth in depths
 }
+_REGISTRY.update({arch: functools.partial(video_resnet, arch) for arch in ARCHITECTURES})
+_REGISTRY.update(
+    {f"stc_{arch}": functools.partial(stc_video_resnet, arch) for arch in ARCHITECTURES}
+)
 
 
 def list_models() -> list[str]:
@@ -53,7 +62,7 @@ def check_model_name(name: str) -> None:
         )
 
 
-def build(name: str, num_classes: int, frames: int = 16, size: int = 112, **kwargs) -> ResNet3D:
+def build(name: str, num_classes: int, frames: int = 16, size: int = 112, **kwargs) -> nn.Module:
     """Build a registered model for clips of shape (N, 3, frames, size, size).
 
     Args:
@@ -61,11 +70,12 @@ def build(name: str, num_classes: int, frames: int = 16, size: int = 112, **kwar
         num_classes: width of the classifier.
         frames: clip length (16, 32, 64 in the paper); STC blocks are sized for it.
         size: spatial side of the input (112 in the paper).
-        **kwargs: ``shortcut_type`` ("A"/"B"), ``dropout``, ``temporal_padding``,
-            ``in_channels``; for ``stc_*`` models also ``branches`` ("stc"/"tcb"/"scb"),
-            ``reduction``, ``backend`` and ``placement`` ("block": an STC block in every
-            residual block, the default; "stage": in the last one of each stage); for
-            ResNeXt models ``cardinality``.
+        **kwargs: ``shortcut_type`` ("A"/"B"), ``dropout``, ``widths``, ``in_channels``,
+            ``temporal_padding`` (3D ResNets); for ``stc_*`` models also ``branches``
+            ("stc"/"tcb"/"scb"), ``reduction``, ``backend`` and ``placement`` ("block": an
+            STC block in every residual block, the default; "stage": in the last one of each
+            stage); for ResNeXt models ``cardinality``. torchvision's video ResNets take
+            ``widths``, ``dropout``, ``in_channels`` and only shortcut "B".
 
     Raises:
         ValueError: unknown name, or STC options given to a model without STC blocks.
@@ -82,7 +92,7 @@ def build(name: str, num_classes: int, frames: int = 16, size: int = 112, **kwar
 
 def build_from_config(
     config: Mapping[str, Any], num_classes: int, backend: str | None = None
-) -> ResNet3D:
+) -> nn.Module:
     """Build the network a run config describes, for ``num_classes`` classes.
 
     ``config``: a run config as a dict (``stc_ext.train.config_to_dict``, a checkpoint's

@@ -19,6 +19,9 @@ every backend and fake kernel follows.
 
 Environment variables (none is read when stc_ext is imported):
 
+    STC_EXT_DISABLE=cuda   turn kernel backends off (comma-separated: cpu, cuda, triton):
+                           "auto" skips them, naming one is an error; read by backends.py
+                           on every call
     STC_EXT_JIT=1          build the extension just in time where stc_ext._C was not built;
                            read by native.load() on each call while the extension is missing
     TRITON_INTERPRET=1     run the Triton kernels on CPU tensors; Triton fixes it when it

@@ -20,11 +20,17 @@ are unavailable:
 
 An available entry is kept; an unavailable native entry is looked up again on the next call
 (a JIT build may have loaded the extension since).
+
+``STC_EXT_DISABLE`` (e.g. ``cuda,triton``), read on every call, turns kernel backends off
+without touching the table: ``available_backends`` leaves them out, "auto" picks the next
+one, and asking for a disabled one by name is an error saying so. Use it to route around
+a backend that fails ``stc info --check`` on your machine.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -151,17 +157,43 @@ def kernels(name: str) -> Kernels:
     return entry.kernels
 
 
+DISABLE_VARIABLE = "STC_EXT_DISABLE"
+
+
+def disabled_backends() -> frozenset[str]:
+    """The kernel backends ``STC_EXT_DISABLE`` turns off (comma-separated names), read now.
+
+    Raises:
+        ValueError: a name that is not a kernel backend ("reference" cannot be disabled).
+    """
+    names = {n.strip() for n in os.environ.get(DISABLE_VARIABLE, "").split(",") if n.strip()}
+    unknown = sorted(names - set(BACKENDS))
+    if unknown:
+        raise ValueError(
+            f"stc_ext: {DISABLE_VARIABLE}={os.environ[DISABLE_VARIABLE]!r} names "
+            f"{', '.join(map(repr, unknown))}; it takes kernel backends, comma-separated: "
+            f"{', '.join(BACKENDS)}"
+        )
+    return frozenset(names)
+
+
+def _usable(name: str, device: torch.device, disabled: frozenset[str]) -> bool:
+    return name not in disabled and backend(name).runs_on(device)
+
+
 def available_backends(device: torch.device | str | None = None) -> list[str]:
-    """Backends that can run here: on ``device`` if given, else on any device present."""
+    """Backends that can run here: on ``device`` if given, else on any device present;
+    those ``STC_EXT_DISABLE`` turns off are left out."""
     if device is not None:
         devices = [torch.device(device)]
     else:
         devices = [torch.device("cpu")]
         if torch.cuda.is_available():
             devices.append(torch.device("cuda"))
+    disabled = disabled_backends()
     names = ["reference"]
     for name in BACKENDS:
-        if any(backend(name).runs_on(d) for d in devices):
+        if any(_usable(name, d, disabled) for d in devices):
             names.append(name)
     return names
 
@@ -171,20 +203,29 @@ _AUTO_ORDER = {"cuda": ("cuda", "triton"), "cpu": ("cpu",)}
 
 
 def resolve_backend(requested: str, device: torch.device) -> str:
-    """The backend that will run a call on ``device``; "auto" never fails.
+    """The backend that will run a call on ``device``; "auto" never fails (it skips the
+    backends ``STC_EXT_DISABLE`` turns off).
 
     Raises:
-        ValueError: unknown name, or an explicit backend that cannot run on ``device``.
+        ValueError: unknown name, an explicit backend that is disabled or cannot run on
+            ``device``, or a bad ``STC_EXT_DISABLE``.
     """
+    disabled = disabled_backends()
     if requested == "auto":
         for name in _AUTO_ORDER.get(device.type, ()):
-            if backend(name).runs_on(device):
+            if _usable(name, device, disabled):
                 return name
-        _warn_fallback(device)
+        _warn_fallback(device, disabled)
         return "reference"
     if requested not in BACKEND_NAMES:
         raise ValueError(
             f"stc_ext: backend must be one of {('auto',) + BACKEND_NAMES}, got {requested!r}"
+        )
+    if requested in disabled:
+        raise ValueError(
+            f"stc_ext: backend {requested!r} is disabled by {DISABLE_VARIABLE}="
+            f"{os.environ[DISABLE_VARIABLE]!r}; use another backend or unset the variable "
+            f"(available for {device.type}: {available_backends(device)})"
         )
     if requested == "reference" or backend(requested).runs_on(device):
         return requested
@@ -194,14 +235,16 @@ def resolve_backend(requested: str, device: torch.device) -> str:
     )
 
 
-def _warn_fallback(device: torch.device) -> None:
+def _warn_fallback(device: torch.device, disabled: frozenset[str]) -> None:
     if device.type in _fallback_warned:
         return
     _fallback_warned.add(device.type)
     reasons = [
-        f"{name}: {entry.unavailable_reason}"
+        f"{name}: disabled by {DISABLE_VARIABLE}"
+        if name in disabled
+        else f"{name}: {backend(name).unavailable_reason}"
         for name in _AUTO_ORDER.get(device.type, ())
-        if (entry := backend(name)).unavailable_reason is not None
+        if name in disabled or backend(name).unavailable_reason is not None
     ]
     reason = f" ({'; '.join(reasons)})" if reasons else ""
     warnings.warn(

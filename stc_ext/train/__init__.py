@@ -21,7 +21,9 @@ Modules, one job each:
   :mod:`.atomic` -- atomic file writes;
 * :mod:`.data` -- resumable samplers, seeded datasets, loaders, annotations;
 * :mod:`.distributed` -- ``torchrun`` process groups, collectives, Ctrl-C (``StopSignals``);
-* :mod:`.evaluate` -- the test protocol; :mod:`.metrics`, :mod:`.records` (metric logs,
+* :mod:`.evaluate` -- the test protocol, scored through :mod:`.inference` (checkpoint to
+  model, videos to clip outputs and per-video scores; shared with ``stc predict`` and
+  ``stc extract``); :mod:`.metrics`, :mod:`.records` (metric logs,
   progress bars), :mod:`.plots`, :mod:`.summary` (console tables).
 """
 
@@ -46,7 +48,9 @@ from .config import (
     load_config_file,
     save_config,
 )
-from .evaluate import EvalResult, SplitResult, evaluate, predict_videos
+from .errors import TrainingError
+from .evaluate import EvalResult, SplitResult, evaluate
+from .inference import predict_videos
 from .metrics import ClipMeter, VideoMetrics, confusion_matrix, topk_correct, video_metrics
 from .resolve import resolve_config, resolve_eval_config, resolve_train_config
 from .summary import format_eval_table, format_table, format_train_summary
@@ -67,6 +71,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "Trainer",
+    "TrainingError",
     "VideoMetrics",
     "add_config_flags",
     "atomic_save",

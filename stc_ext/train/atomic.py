@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["atomic_save", "atomic_write_text"]
+__all__ = ["atomic_save", "atomic_write", "atomic_write_text"]
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -29,7 +29,8 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: Path, write: Any) -> Path:
+def atomic_write(path: str | os.PathLike, write: Any) -> Path:
+    """Call ``write(f)`` on a binary file that becomes ``path`` only once complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -49,9 +50,9 @@ def _atomic_write(path: Path, write: Any) -> Path:
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file in the same folder, then rename it over ``path``."""
-    return _atomic_write(Path(path), lambda f: torch.save(obj, f))
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write UTF-8 text atomically (same scheme as ``atomic_save``)."""
-    return _atomic_write(Path(path), lambda f: f.write(text.encode("utf-8")))
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))

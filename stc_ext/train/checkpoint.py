@@ -43,14 +43,41 @@ __all__ = [
     "atomic_save",
     "atomic_write_text",
     "capture_rng_state",
+    "describe_contents",
     "load_checkpoint",
     "load_init_weights",
+    "read_weights_file",
     "restore_rng_state",
 ]
 
 logger = logging.getLogger("stc_ext.train")
 
 CHECKPOINT_FORMAT = "stc_ext.train/1"
+
+
+def read_weights_file(path: str | os.PathLike, field: str | None, mmap: bool = False) -> Any:
+    """``models.load_file`` for a file named by config ``field``: its errors as
+    :class:`ConfigError` naming the field and the file."""
+    from ..models.checkpoint import CheckpointFileError, load_file
+
+    try:
+        return load_file(path, mmap=mmap)
+    except CheckpointFileError as exc:
+        raise ConfigError(str(exc), field=field) from None
+
+
+def describe_contents(obj: Any) -> str:
+    """What a loaded file holds, for messages: "a 'stc_ext.transfer.student/1' file", "a
+    state dict of 62 tensors", "a Tensor", ..."""
+    if isinstance(obj, Mapping):
+        if isinstance(obj.get("format"), str):
+            return f"a {obj['format']!r} file"
+        tensors = sum(isinstance(v, torch.Tensor) for v in obj.values())
+        if tensors:
+            return f"a state dict of {tensors} tensors"
+        keys = ", ".join(map(str, list(obj)[:6]))
+        return f"a mapping of {keys}" if keys else "an empty mapping"
+    return f"a {type(obj).__name__}"
 
 
 def load_checkpoint(
@@ -61,18 +88,17 @@ def load_checkpoint(
     The saved config's old field names are replaced by the current ones. ``field``: the
     config field that named the file (errors name it); ``mmap``: map the tensors instead of
     reading them (to look at the config only).
+
+    Raises:
+        ConfigError: the file cannot be read (``models.load_file`` says why) or is not a
+            training checkpoint (the message says what it is).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"checkpoint not found: {path}", field=field)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except Exception as exc:  # torch raises several types for corrupt/foreign files
-        raise ConfigError(f"{path}: cannot be read as a checkpoint: {exc}", field=field) from exc
+    obj = read_weights_file(path, field, mmap)
     if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(
-            f"{path}: not a stc_ext training checkpoint (format {CHECKPOINT_FORMAT!r}); "
-            "init starts a run from other weights",
+            f"{path}: is {describe_contents(obj)}, not a stc_ext training checkpoint (format "
+            f"{CHECKPOINT_FORMAT!r}: a run's last.pt or best.pt); init starts a run from "
+            "other weights",
             field=field,
         )
     obj["config"] = upgrade_saved_config(obj["config"])
@@ -154,12 +180,7 @@ def load_init_weights(
     from ..models.resnet3d import infer_placement
 
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"checkpoint not found: {path}", field="init")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise ConfigError(f"{path}: cannot read weights: {exc}", field="init") from exc
+    raw = read_weights_file(path, "init")
     if isinstance(raw, dict) and raw.get("format") == CHECKPOINT_FORMAT:
         if "init_model" in raw:
             raw = {**raw, "model": raw["init_model"]}
@@ -172,7 +193,7 @@ def load_init_weights(
     try:
         state, _ = read_state_dict(raw)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{path}: cannot read weights: {exc}", field="init") from exc
+        raise ConfigError(f"{path}: {exc}", field="init") from None
     source_frames = None
     if isinstance(raw, dict) and isinstance(raw.get("config"), dict):
         source_frames = raw["config"].get("frames")

@@ -23,6 +23,7 @@ import argparse
 import dataclasses
 import difflib
 import json
+import os
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -43,18 +44,22 @@ __all__ = [
     "DATASETS",
     "MODEL_FIELDS",
     "OPTIMIZERS",
+    "OVERRIDES_KEY",
     "RENAMED_FIELDS",
     "SCHEDULERS",
     "ConfigError",
     "EvalConfig",
     "RunConfig",
     "TrainConfig",
+    "absolute_paths",
     "add_config_flags",
     "check_checkpoint_task",
     "check_resumable",
+    "config_changes",
     "config_from_dict",
     "config_to_dict",
     "load_config_file",
+    "path_fields",
     "save_config",
     "upgrade_saved_config",
 ]
@@ -119,7 +124,17 @@ def _check_model_name(name: str) -> None:
         raise ConfigError(str(exc), field="model") from None
 
 
+_EPOCHS_HELP = (
+    "training epochs; raised on resume, the schedule goes on: step keeps dividing every "
+    "lr-step epochs, plateau keeps its rate and patience, cosine recomputes its curve over "
+    "the new total (epoch e of E at min-lr + (lr - min-lr)(1 + cos(pi e/E))/2, so a finished "
+    "run's rate rises from min-lr to that curve's value)"
+)
+
+
 def _f(default: Any, help: str, choices: Sequence[Any] | None = None, **extra: Any) -> Any:
+    """A config field: its default, help text, choices and metadata (``group``: the flag
+    group; ``path=True``: a file or folder, made absolute when a run starts)."""
     metadata = {"help": help, **extra}
     if choices is not None:
         metadata["choices"] = tuple(choices)
@@ -141,6 +156,13 @@ class RunConfig:
     workers: int = _f(4, "data-loading worker processes per rank", group="data")
     strict_data: bool = _f(
         False, "fail on an undecodable or missing video instead of skipping it", group="data"
+    )
+    max_skipped_fraction: float = _f(
+        0.05,
+        "stop the run when an epoch cannot decode more than this share of a split's videos "
+        "(0: any undecodable video stops it; 1: never); skipped videos are counted per epoch "
+        "in the log and listed in OUT_DIR/skipped.tsv",
+        group="data",
     )
     # ------------------------------------------------------------------ model
     model: str = _f(
@@ -173,7 +195,7 @@ class RunConfig:
     )
     dropout: float = _f(0.0, "dropout before the classifier", group="model")
     # ------------------------------------------------------------------ optimisation
-    epochs: int = _f(200, "training epochs", group="optimisation")
+    epochs: int = _f(200, _EPOCHS_HELP, group="optimisation")
     batch_size: int = _f(
         128,
         "effective batch over all ranks (128 in the paper); reached by gradient accumulation",
@@ -188,7 +210,12 @@ class RunConfig:
     optimizer: str = _f(
         "sgd", "SGD (the paper's) or AdamW (betas 0.9, 0.999)", OPTIMIZERS, group="optimisation"
     )
-    lr: float = _f(0.1, "initial learning rate", group="optimisation")
+    lr: float = _f(
+        0.1,
+        "initial learning rate (changed on resume: step, cosine and none recompute the "
+        "epoch's rate from it, plateau continues from it)",
+        group="optimisation",
+    )
     momentum: float = _f(0.9, "SGD momentum", group="optimisation")
     nesterov: bool = _f(True, "SGD Nesterov momentum", group="optimisation")
     weight_decay: float = _f(1e-4, "weight decay", group="optimisation")
@@ -232,12 +259,24 @@ class RunConfig:
     )
     seed: int = _f(0, "random seed (weights, sampling order, augmentation)", group="run")
     # ------------------------------------------------------------------ run
-    out_dir: str = _f("runs/stc", "where checkpoints, config.json and metrics go", group="run")
-    resume: str | None = _f(None, "resume from this checkpoint (e.g. OUT_DIR/last.pt)", group="run")
+    out_dir: str = _f(
+        "runs/stc",
+        "where checkpoints, config.json and metrics go (one run at a time: a run locks it)",
+        group="run",
+        path=True,
+    )
+    resume: str | None = _f(
+        None,
+        "resume from this checkpoint (e.g. OUT_DIR/last.pt); settings given with it are "
+        "applied and recorded in the checkpoint's overrides (network settings must match)",
+        group="run",
+        path=True,
+    )
     overwrite: bool = _f(False, "start afresh in an OUT_DIR that already holds a run", group="run")
     val_every: int = _f(
         1,
-        "validate every N epochs (0: never; the plateau schedule then watches the training loss)",
+        "validate every N epochs (0: never; the plateau schedule then watches the training "
+        "loss, best.pt is the last epoch, and nothing is held out of the training list)",
         group="run",
     )
     progress: bool = _f(True, "progress bars (rank 0)", group="run")
@@ -292,6 +331,10 @@ class RunConfig:
             )
         if self.widths is not None and (len(self.widths) != 4 or min(self.widths) < 1):
             raise ConfigError(f"needs 4 positive integers, got {self.widths}", field="widths")
+        if not 0 <= self.max_skipped_fraction <= 1:
+            raise ConfigError(
+                f"must be in [0, 1], got {self.max_skipped_fraction}", field="max_skipped_fraction"
+            )
 
 
 @dataclass
@@ -305,21 +348,33 @@ class TrainConfig(RunConfig):
         "video root (UCF101/HMDB51/Kinetics: the class folders; list: the folder paths "
         "are relative to; synthetic: the folder `stc synth --out` wrote)",
         group="data",
+        path=True,
     )
     annotations: str | None = _f(
         None,
         "UCF101/HMDB51: the split folder (classInd.txt, trainlist01.txt, ...); "
         "Kinetics: the training CSV; list: the training list; synthetic: ROOT/splits by default",
         group="data",
+        path=True,
     )
     val_annotations: str | None = _f(
         None,
-        "Kinetics: the validation CSV; list: the validation list (UCF101/HMDB51 validate "
-        "on the split's test list)",
+        "Kinetics: the official validation CSV; list: the validation list (UCF101/HMDB51/"
+        "synthetic hold val_fraction of the training list out instead: the test list never "
+        "selects a model)",
         group="data",
     )
+    val_fraction: float = _f(
+        0.1,
+        "UCF101/HMDB51/synthetic: share of each class's training videos held out for "
+        "validation (best.pt and the plateau schedule), whole groups of clips chosen by a "
+        "hash of the group's name, not the seed (stc_ext.data.holdout); 0: no validation "
+        "(the schedule watches the training loss, best.pt is the last epoch)",
+        group="data",
+        path=True,
+    )
     val_root: str | None = _f(
-        None, "video root of the validation set (default: ROOT)", group="data"
+        None, "video root of the validation set (default: ROOT)", group="data", path=True
     )
     split: int = _f(1, "UCF101/HMDB51 split", (1, 2, 3), group="data")
     init: str | None = _f(
@@ -329,11 +384,14 @@ class TrainConfig(RunConfig):
         "classifier is re-initialised when the class count differs or the "
         "file has none",
         group="model",
+        path=True,
     )
 
     def validate(self) -> None:
         """``RunConfig.validate`` plus the dataset's fields (no files are looked at)."""
         super().validate()
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"must be in [0, 1), got {self.val_fraction}", field="val_fraction")
         if self.dataset in ("kinetics", "list") and self.val_every and not self.val_annotations:
             raise ConfigError(
                 f"dataset {self.dataset} validates on val_annotations: give them or set "
@@ -538,6 +596,36 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+def path_fields(cls: type) -> tuple[str, ...]:
+    """The fields of ``cls`` that name files or folders (``path=True``)."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("path"))
+
+
+def absolute_paths(config: C) -> C:
+    """A copy of ``config`` whose path fields are absolute (against the working directory),
+    so that a saved config means the same files from anywhere."""
+    changes = {
+        name: os.path.abspath(os.path.expanduser(value))
+        for name in path_fields(type(config))
+        if isinstance(value := getattr(config, name), str) and value
+    }
+    return dataclasses.replace(config, **changes)  # type: ignore[type-var]
+
+
+def config_changes(
+    saved: Mapping[str, Any], config: Any, ignore: Sequence[str] = ()
+) -> dict[str, tuple[Any, Any]]:
+    """``{field: (saved value, value now)}`` for the fields of ``config`` that differ from
+    ``saved`` (a saved config dict; absent keys had their default then)."""
+    defaults = config_to_dict(type(config)())
+    saved = {**defaults, **upgrade_saved_config(saved)}
+    return {
+        name: (saved[name], value)
+        for name, value in config_to_dict(config).items()
+        if name not in ignore and saved[name] != value
+    }
+
+
 def merge(cls: type[C], *layers: Mapping[str, Any], where: str = "config") -> C:
     """Defaults overridden by each mapping in turn (later wins)."""
     combined: dict[str, Any] = {}
@@ -575,13 +663,25 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of option: value, got {type(data).__name__}")
+    data.pop(OVERRIDES_KEY, None)  # a run's record in its config.json, not an option
     return data
 
 
-def save_config(config: Any, path: str | Path) -> Path:
-    """Write the config as JSON (readable by ``load_config_file``); returns the path."""
+#: The key of config.json (and of checkpoints) that records the settings each resume changed.
+OVERRIDES_KEY = "overrides"
+
+
+def save_config(config: Any, path: str | Path, overrides: Sequence[Mapping[str, Any]] = ()) -> Path:
+    """Write the config as JSON (readable by ``load_config_file``); returns the path.
+
+    ``overrides``: the run's resume history (what each resume changed), written under
+    :data:`OVERRIDES_KEY` when there is any.
+    """
     path = Path(path)
-    atomic_write_text(path, json.dumps(config_to_dict(config), indent=2) + "\n")
+    values = config_to_dict(config)
+    if overrides:
+        values[OVERRIDES_KEY] = list(overrides)
+    atomic_write_text(path, json.dumps(values, indent=2) + "\n")
     return path
 
 

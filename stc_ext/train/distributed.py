@@ -29,6 +29,7 @@ __all__ = [
     "all_reduce_",
     "barrier",
     "expected_world_size",
+    "local_world_size",
     "rank_and_world",
     "setup",
     "teardown",
@@ -138,6 +139,11 @@ def expected_world_size() -> int:
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size()
     return max(1, _env_int("WORLD_SIZE", 1))
+
+
+def local_world_size() -> int:
+    """How many ranks run on this machine (``torchrun``'s ``LOCAL_WORLD_SIZE``; 1 without)."""
+    return max(1, _env_int("LOCAL_WORLD_SIZE", 1))
 
 
 def rank_and_world() -> tuple[int, int]:

@@ -5,7 +5,14 @@ each clip is centre-cropped, the network's softmax outputs are averaged over the
 the average is the video's prediction. Reported: top-1, top-5 and mean class accuracy, per
 split and averaged over splits (the paper averages UCF101/HMDB51 over their three splits, one
 model per split: put ``{split}`` in the checkpoint path). A JSON report and one
-confusion-matrix PNG per split are written.
+confusion-matrix PNG per split are written. Loading the checkpoint and scoring the videos go
+through :mod:`.inference`, the path ``stc predict`` and ``stc extract`` share.
+
+The report lists on the test list by default (Kinetics and list files: the validation list);
+each split's entry says what selected its checkpoint (``selection``: videos held out of the
+training list, with the rule and fraction, or a validation list, or nothing) and how many of
+the reported videos were among those (``selection.reported_videos_that_selected``; a warning
+is logged when any were, e.g. Kinetics, whose test labels are not public).
 """
 
 from __future__ import annotations
@@ -21,24 +28,24 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data import VideoBatch, average_clip_scores
-from ..models import build_from_config, infer_placement
+from ..data.holdout import video_id
 from . import distributed as tdist
 from .atomic import atomic_write_text
-from .checkpoint import CHECKPOINT_FORMAT
-from .config import (
-    AMP_DTYPES,
-    ConfigError,
-    EvalConfig,
-    config_from_dict,
-    config_to_dict,
-    upgrade_saved_config,
+from .classify import describe_selection
+from .config import ConfigError, EvalConfig, config_from_dict, config_to_dict
+from .data import read_annotation
+from .inference import (
+    ClipSettings,
+    Source,
+    build_model,
+    clip_settings,
+    predict_videos,
+    protocol_dataset,
+    read_source,
 )
-from .data import ShardSampler, clip_dataset, make_loader, read_annotation
 from .metrics import video_metrics
-from .records import progress_bar
 
-__all__ = ["EvalResult", "SplitResult", "evaluate", "predict_videos"]
+__all__ = ["EvalResult", "SplitResult", "evaluate"]
 
 logger = logging.getLogger("stc_ext.train")
 
@@ -59,6 +66,7 @@ class SplitResult:
     skipped: list[str]
     seconds: float
     confusion_png: str | None = None
+    selection: dict[str, Any] | None = None  # what chose the checkpoint (None: not recorded)
     predictions: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
@@ -75,75 +83,10 @@ class EvalResult:
     report_path: str | None = None
 
 
-@dataclass
-class _Source:
-    """What a checkpoint says about the model and the data it was trained on."""
-
-    state: dict[str, torch.Tensor]
-    train_config: dict[str, Any]
-    classes: list[str] | None
-
-
-def _read_source(path: str, cfg: EvalConfig) -> _Source:
-    from ..models.checkpoint import read_state_dict
-
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"not found: {p}", field="checkpoint")
-    try:
-        raw = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or foreign file
-        raise ConfigError(f"{p}: cannot be read: {exc}", field="checkpoint") from exc
-    if isinstance(raw, dict) and raw.get("format") == CHECKPOINT_FORMAT:
-        if raw.get("task", "classify") != "classify":
-            raise ConfigError(
-                f"{p} is a {raw['task']!r} checkpoint, not a classifier: fine-tune it "
-                "first (train with init)",
-                field="checkpoint",
-            )
-        config = upgrade_saved_config(raw["config"])
-        saved_placement = config.get("placement") or "block"  # configs before the option
-        if cfg.placement is not None and cfg.placement != saved_placement:
-            raise ConfigError(
-                f"{cfg.placement} does not match {p}, which was trained with "
-                f"placement={saved_placement} (its STC blocks are where that placement puts them)",
-                field="placement",
-            )
-        return _Source(raw["model"], config, list(raw["classes"]))
-    # Foreign weights: the model and clip shape come from the config.
-    if cfg.model is None:
-        raise ConfigError(
-            f"{p} is not a stc_ext training checkpoint: give model (and frames/size if not 16/112)",
-            field="checkpoint",
-        )
-    try:
-        state, _ = read_state_dict(raw)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{p}: {exc}", field="checkpoint") from None
-    train_config = {
-        "model": cfg.model,
-        "placement": cfg.placement or "block",
-        "frames": cfg.frames or 16,
-        "size": cfg.size or 112,
-        "stride": cfg.stride or 2,
-        "short_side": cfg.short_side or 122,
-        "dataset": cfg.dataset,
-        "root": cfg.root,
-        "annotations": cfg.annotations,
-    }
-    return _Source(state, train_config, None)
-
-
-def _resolve(cfg: EvalConfig, source: _Source) -> dict[str, Any]:
-    """The data and clip settings for this evaluation (flags override the checkpoint)."""
-    tc = source.train_config
-    frames = tc["frames"]
-    if cfg.frames is not None and cfg.frames != frames:
-        raise ConfigError(
-            f"{cfg.frames} does not match the checkpoint, which was trained with "
-            f"frames={frames} (the model only accepts such clips)",
-            field="frames",
-        )
+def _resolve(cfg: EvalConfig, source: Source) -> tuple[dict[str, Any], ClipSettings]:
+    """The data to evaluate on and the clip settings (flags override the checkpoint)."""
+    tc = source.config
+    clip = clip_settings(tc, cfg.frames, cfg.stride, cfg.size, cfg.short_side)
     dataset = cfg.dataset or tc.get("dataset")
     if dataset is None:
         raise ConfigError("is required (the checkpoint does not record it)", field="dataset")
@@ -158,112 +101,46 @@ def _resolve(cfg: EvalConfig, source: _Source) -> dict[str, Any]:
         or (tc.get("val_root") if dataset in ("kinetics", "list") else None)
         or tc.get("root")
     )
-    return {
-        "dataset": dataset,
-        "root": root,
-        "annotations": annotations,
-        "frames": frames,
-        "stride": cfg.stride or tc.get("stride", 2),
-        "size": cfg.size or tc.get("size", 112),
-        "short_side": cfg.short_side or tc.get("short_side", 122),
-    }
+    return {"dataset": dataset, "root": root, "annotations": annotations}, clip
 
 
-@torch.inference_mode()
-def predict_videos(
-    model: nn.Module,
-    dataset: torch.utils.data.Dataset,
-    device: torch.device,
-    batch_size: int = 4,
-    clip_batch: int = 32,
-    workers: int = 2,
-    amp: str = "none",
-    channels_last: bool = False,
-    progress: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
-    """Per-video class probabilities by the test protocol, over all ranks.
+@dataclass
+class _Prepared:
+    """One split, checked and ready to run: its model (on the CPU) and its videos."""
 
-    ``dataset``: a ``VideoClipDataset`` in ``"test"`` mode (non-overlapping centre-cropped
-    clips). Each rank scores its share of the videos; the results are gathered.
+    checkpoint: str
+    model: nn.Module
+    dataset: Any
+    classes: list[str]
+    data: dict[str, Any]
+    selection: dict[str, Any] | None  # what selected the checkpoint (its Source's)
 
-    Returns:
-        ``(scores float32 (V, K), indices int64 (V,), clips int64 (V,), skipped paths)`` on the
-        CPU, ordered by dataset index; videos that could not be decoded are left out.
-    """
-    rank, world = tdist.rank_and_world()
-    loader = make_loader(
-        dataset,
-        batch_size,
-        ShardSampler(len(dataset), rank, world),
-        workers,
-        device.type == "cuda",
-        0,
-    )
-    model.eval()
-    dtype = AMP_DTYPES.get(amp)
-    scores, indices, counts, skipped = [], [], [], []
-    with progress_bar(
-        progress and rank == 0, total=len(loader.sampler), unit="video", desc="evaluating"
-    ) as bar:
-        for batch, lost in loader:
-            skipped.extend(s.path for s in lost)
-            if batch is not None:
-                assert isinstance(batch, VideoBatch), "predict_videos needs a test-mode dataset"
-                probs = []
-                for chunk in batch.clips.split(clip_batch):
-                    chunk = chunk.to(device, non_blocking=True)
-                    if channels_last:
-                        chunk = chunk.contiguous(memory_format=torch.channels_last_3d)
-                    with torch.autocast(
-                        device.type, dtype=dtype or torch.float32, enabled=dtype is not None
-                    ):
-                        logits = model(chunk)
-                    probs.append(torch.softmax(logits.float(), dim=1).cpu())
-                per_video = average_clip_scores(
-                    torch.cat(probs), batch.clip_to_video, len(batch.labels)
-                )
-                scores.append(per_video)
-                indices.append(batch.indices)
-                counts.append(torch.bincount(batch.clip_to_video, minlength=len(batch.labels)))
-            if bar is not None:
-                bar.update(len(lost) + (0 if batch is None else len(batch.labels)))
-    local = (
-        torch.cat(scores) if scores else None,
-        torch.cat(indices) if indices else None,
-        torch.cat(counts) if counts else None,
-        skipped,
-    )
-    gathered = tdist.all_gather_objects(local)
-    parts = [g for g in gathered if g[0] is not None]
-    all_skipped = [path for g in gathered for path in g[3]]
-    if not parts:
-        return (
-            torch.zeros(0, 0),
-            torch.zeros(0, dtype=torch.int64),
-            torch.zeros(0, dtype=torch.int64),
-            all_skipped,
+
+def _read_split_annotation(
+    cfg: EvalConfig, data: Mapping[str, Any], split: int, checkpoint: str, classes: Any
+) -> Any:
+    """The split's annotation; a missing path the checkpoint recorded says so."""
+    try:
+        return read_annotation(
+            data["dataset"], data["root"], data["annotations"], split, cfg.subset, classes=classes
         )
-    all_scores = torch.cat([p[0] for p in parts])
-    all_indices = torch.cat([p[1] for p in parts])
-    all_counts = torch.cat([p[2] for p in parts])
-    order = torch.argsort(all_indices)
-    return all_scores[order], all_indices[order], all_counts[order], all_skipped
+    except ConfigError as exc:
+        if exc.field not in ("root", "annotations") or getattr(cfg, exc.field) is not None:
+            raise
+        raise ConfigError(
+            f"{exc.detail} (the path {checkpoint} recorded; if the data moved, give "
+            f"{exc.field} its new place)",
+            field=exc.field,
+        ) from None
 
 
-def _evaluate_split(
-    cfg: EvalConfig, split: int, info: tdist.DistInfo, report_path: Path
-) -> tuple[SplitResult, dict[str, Any], list[str]]:
+def _prepare_split(cfg: EvalConfig, split: int) -> _Prepared:
+    """Everything of a split but decoding its videos: the checkpoint, the data paths and
+    annotation, the model with its weights (errors here stop before any video is read)."""
     checkpoint = cfg.checkpoint.replace("{split}", str(split))  # type: ignore[union-attr]
-    source = _read_source(checkpoint, cfg)
-    data = _resolve(cfg, source)
-    annotation = read_annotation(
-        data["dataset"],
-        data["root"],
-        data["annotations"],
-        split,
-        cfg.subset,
-        classes=source.classes,
-    )
+    source = read_source(checkpoint, cfg.model, placement=cfg.placement)
+    data, clip = _resolve(cfg, source)
+    annotation = _read_split_annotation(cfg, data, split, checkpoint, source.classes)
     classes = source.classes or list(annotation.classes)
     if source.classes is not None and len(annotation.classes) != len(source.classes):
         raise ConfigError(
@@ -272,34 +149,26 @@ def _evaluate_split(
         )
     if any(r.label < 0 for r in annotation.records):
         raise ConfigError(f"{annotation.name}: unlabeled videos cannot be scored")
-    tc = dict(source.train_config)
-    try:
-        model = build_from_config(tc, len(classes), backend=cfg.backend)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    try:
-        model.load_state_dict(source.state)
-    except RuntimeError as exc:
-        hint = ""
-        theirs, ours = infer_placement(source.state), infer_placement(model.state_dict())
-        if theirs is not None and ours is not None and theirs != ours:
-            hint = f"\nthe weights' STC blocks are placed per {theirs!r}: give placement {theirs}"
-        raise ConfigError(
-            f"{checkpoint}: weights do not fit {tc['model']}: {exc}{hint}", field="checkpoint"
-        ) from None
-    model.to(info.device)
+    model = build_model(source, clip, len(classes), backend=cfg.backend)
+    dataset = protocol_dataset(annotation, clip, cfg.strict_data, cfg.drop_last_partial)
+    return _Prepared(
+        checkpoint, model, dataset, classes, {**data, **clip._asdict()}, source.selection
+    )
+
+
+def _evaluate_split(
+    cfg: EvalConfig, split: int, prepared: _Prepared, info: tdist.DistInfo, report_path: Path
+) -> SplitResult:
+    checkpoint, dataset, classes, data = (
+        prepared.checkpoint,
+        prepared.dataset,
+        prepared.classes,
+        prepared.data,
+    )
+    annotation = dataset.annotation
+    model = prepared.model.to(info.device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last_3d)
-    dataset = clip_dataset(
-        annotation,
-        data["frames"],
-        data["stride"],
-        "test",
-        data["size"],
-        data["short_side"],
-        cfg.strict_data,
-        cfg.drop_last_partial,
-    )
     start = time.perf_counter()
     scores, indices, counts, skipped = predict_videos(
         model,
@@ -314,6 +183,7 @@ def _evaluate_split(
     )
     if len(indices) == 0:
         raise ConfigError(f"{annotation.name}: no video could be decoded")
+    selection = _selection_report(prepared.selection, annotation, data["root"], checkpoint)
     labels = torch.tensor([dataset.records[i].label for i in indices.tolist()])
     metrics = video_metrics(scores, labels)
     top = scores.argmax(dim=1)
@@ -337,8 +207,9 @@ def _evaluate_split(
         num_clips=int(counts.sum()),
         per_class_accuracy=dict(zip(classes, metrics.per_class_accuracy, strict=True)),
         confusion=metrics.confusion,
-        skipped=skipped,
+        skipped=[s.path for s in skipped],
         seconds=round(time.perf_counter() - start, 3),
+        selection=selection,
         predictions=predictions,
     )
     if info.is_main:
@@ -364,7 +235,55 @@ def _evaluate_split(
             result.num_videos,
             result.num_clips,
         )
-    return result, data, classes
+    return result
+
+
+def _write_failure_report(
+    cfg: EvalConfig,
+    report_path: Path,
+    split: int,
+    error: Exception,
+    done: list[SplitResult],
+    info: tdist.DistInfo,
+) -> None:
+    """Replace the report (a stale one may claim success) by one saying which split failed
+    and why, with the splits finished before it (no average: the evaluation is incomplete)."""
+    report = {
+        "status": "failed",
+        "failed_split": split,
+        "error": f"{type(error).__name__}: {error}",
+        "config": config_to_dict(cfg),
+        "splits": [asdict(s) for s in done],
+        "world_size": info.world_size,
+        "torch_version": str(torch.__version__),
+    }
+    atomic_write_text(report_path, json.dumps(report, indent=2) + "\n")
+    logger.error("split %d failed: %s written, marked as failed", split, report_path)
+
+
+def _selection_report(
+    selection: Mapping[str, Any] | None, annotation: Any, root: str | None, checkpoint: str
+) -> dict[str, Any] | None:
+    """What selected the checkpoint, without its video list, plus how many of the videos
+    reported on were among those that selected it."""
+    if selection is None:
+        return None
+    report = {k: v for k, v in selection.items() if k != "videos"}
+    report["summary"] = describe_selection(selection)
+    chose = set(selection.get("videos") or ())
+    reported = {video_id(r.path, root) for r in annotation.records}
+    overlap = len(chose & reported)
+    report["reported_videos_that_selected"] = overlap
+    if overlap:
+        logger.warning(
+            "%s: %d of the %d videos reported on also selected this checkpoint (%s); the "
+            "figures are optimistic",
+            checkpoint,
+            overlap,
+            len(reported),
+            report["summary"],
+        )
+    return report
 
 
 def _default_report_path(cfg: EvalConfig) -> Path:
@@ -377,6 +296,10 @@ def evaluate(config: EvalConfig | Mapping[str, Any]) -> EvalResult:
 
     Under ``torchrun`` the videos are shared among the ranks and the result is returned on
     every rank; rank 0 writes the JSON report and the PNGs.
+
+    Every split's checkpoint, data and model are checked before the first video is
+    decoded. A split that fails later (e.g. none of its videos decodes) replaces the report
+    by one with ``"status": "failed"``, the failed split and the error, and raises.
 
     Raises:
         ConfigError: a missing checkpoint or dataset path, frames not matching the
@@ -396,12 +319,13 @@ def evaluate(config: EvalConfig | Mapping[str, Any]) -> EvalResult:
             "(put {split} in the checkpoint path)",
             cfg.splits,
         )
-    # Every split's checkpoint must exist before the first one is evaluated.
+    # Every split's checkpoint must exist before anything starts (_evaluate reads them all
+    # before the first video).
     for split in cfg.splits:
         path = Path(cfg.checkpoint.replace("{split}", str(split)))
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(
-                f"not found: {path}" + (f" (split {split})" if "{split}" in cfg.checkpoint else ""),
+                f"{path}: not found" + (f" (split {split})" if "{split}" in cfg.checkpoint else ""),
                 field="checkpoint",
             )
     if cfg.threads is not None:
@@ -411,12 +335,17 @@ def evaluate(config: EvalConfig | Mapping[str, Any]) -> EvalResult:
 
 def _evaluate(cfg: EvalConfig, info: tdist.DistInfo) -> EvalResult:
     report_path = Path(cfg.out) if cfg.out else _default_report_path(cfg)
+    # Every split is checked before the first video is decoded.
+    prepared = [_prepare_split(cfg, split) for split in cfg.splits]
+    data, classes = prepared[-1].data, prepared[-1].classes
     splits: list[SplitResult] = []
-    data: dict[str, Any] = {}
-    classes: list[str] = []
     for split in cfg.splits:
-        result, data, classes = _evaluate_split(cfg, split, info, report_path)
-        splits.append(result)
+        try:
+            splits.append(_evaluate_split(cfg, split, prepared.pop(0), info, report_path))
+        except Exception as exc:
+            if info.is_main:
+                _write_failure_report(cfg, report_path, split, exc, splits, info)
+            raise
     average = {
         key: sum(getattr(s, key) for s in splits) / len(splits)
         for key in ("top1", "top5", "mean_class_accuracy")
@@ -447,7 +376,9 @@ def _evaluate(cfg: EvalConfig, info: tdist.DistInfo) -> EvalResult:
             "world_size": info.world_size,
             "torch_version": str(torch.__version__),
         }
-        atomic_write_text(report_path, json.dumps(report, indent=2) + "\n")
+        atomic_write_text(
+            report_path, json.dumps({"status": "complete", **report}, indent=2) + "\n"
+        )
         if len(splits) > 1:
             logger.info(
                 "average over splits %s: top-1 %.4f, top-5 %.4f, mean class %.4f",

@@ -52,6 +52,14 @@ def _num(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
+def _wait(row: dict) -> str:
+    """The share of an epoch's training time spent waiting for data ("-" for old logs)."""
+    if "data_wait_s" not in row:
+        return "-"
+    total = row["data_wait_s"] + row["compute_s"]
+    return f"{100 * row['data_wait_s'] / total:.0f}%" if total > 0 else "-"
+
+
 def format_train_summary(result: TrainResult, max_rows: int = 20) -> str:
     """Per-epoch table (the last ``max_rows`` epochs), the best epoch and where files went.
 
@@ -71,7 +79,9 @@ def format_train_summary(result: TrainResult, max_rows: int = 20) -> str:
         ]
         if not pairs:
             row.append(_pct(r["val_top5"]))
-        rows.append(row + [f"{r['lr']:.3g}", f"{r['seconds']:.0f}", f"{r['clips_per_s']:.1f}"])
+        rows.append(
+            row + [f"{r['lr']:.3g}", f"{r['seconds']:.0f}", f"{r['clips_per_s']:.1f}", _wait(r)]
+        )
     parts = [
         f"{result.description}; batch {cfg.batch_size} = {result.world_size} rank(s) x "
         f"{result.micro_batch_size} x {result.accumulation} accumulation; amp {cfg.amp}",
@@ -82,8 +92,10 @@ def format_train_summary(result: TrainResult, max_rows: int = 20) -> str:
         header = ["epoch", "train loss", "train pair acc", "held-out loss", "held-out pair acc"]
     else:
         header = ["epoch", "train loss", "train top-1", "val loss", "val top-1", "val top-5"]
-    parts.append(format_table(header + ["lr", "time s", "clips/s"], rows))
-    if result.best is not None:
+    parts.append(format_table(header + ["lr", "time s", "clips/s", "data wait"], rows))
+    if result.best is not None and math.isnan(result.best["val_top1"]):
+        parts.append(f"no validation: best.pt is the last epoch ({result.best['epoch']})")
+    elif result.best is not None:
         best = result.best
         what = "held-out pair accuracy" if pairs else "val top-1"
         where = "fixed held-out pairs" if pairs else "centre clip per video"
@@ -91,6 +103,19 @@ def format_train_summary(result: TrainResult, max_rows: int = 20) -> str:
             f"best epoch {best['epoch']}: {what} {_pct(best['val_top1'])}, "
             f"loss {_num(best['val_loss'])} ({where})"
         )
+    skipped = {split: n for split, n in result.skipped.items() if n}
+    if skipped:
+        counts = " and ".join(
+            f"{n} {'training' if split == 'train' else 'validation'}"
+            for split, n in skipped.items()
+        )
+        parts.append(
+            f"skipped as undecodable over the run: {counts} videos "
+            f"(listed in {result.skipped_file})"
+        )
+    for entry in result.overrides:
+        changes = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in entry["changes"].items())
+        parts.append(f"resumed at step {entry['step']} with {changes}")
     status = "INTERRUPTED" if result.interrupted else "finished"
     parts.append(
         f"{status}: {result.epochs_done}/{cfg.epochs} epochs, {result.steps} steps, "
@@ -143,5 +168,11 @@ def format_eval_table(result: EvalResult) -> str:
     table = format_table(
         ["split", "top-1", "top-5", "mean class", "videos", "clips", "skipped"], rows
     )
+    chosen = []
+    for s in result.splits:
+        text = s.selection["summary"] if s.selection else "model selection not recorded"
+        if s.selection and s.selection["reported_videos_that_selected"]:
+            text += f", {s.selection['reported_videos_that_selected']} of them reported here"
+        chosen.append(f"split {s.split}: {text}" if len(result.splits) > 1 else text)
     tail = f"report: {result.report_path}" if result.report_path else ""
-    return "\n".join(x for x in (head, table, tail) if x)
+    return "\n".join(x for x in (head, *chosen, table, tail) if x)

@@ -35,7 +35,9 @@ class TaskData:
 
     ``train`` and ``val`` are map-style datasets; ``collate`` turns a list of their items
     into ``(batch, skipped)``: the batch ``unpack`` reads (None when every item was skipped)
-    and the skipped items.
+    and the skipped items (:class:`~stc_ext.data.SkippedVideo` s). ``train_videos`` and
+    ``val_videos`` are how many videos each split holds, the base of the share of
+    undecodable videos a run allows (default: the dataset's length, one item per video).
     """
 
     classes: list[str]  # the model's output classes, in order
@@ -44,6 +46,8 @@ class TaskData:
     collate: Callable[[Sequence[Any]], tuple[Any, list[Any]]]
     summary: str  # for the start-of-run log line, e.g. "12 videos, 3 classes"
     train_size: str  # what an epoch holds, for errors: "the training set (12 videos)"
+    train_videos: int | None = None
+    val_videos: int | None = None
 
 
 class Task(Protocol):

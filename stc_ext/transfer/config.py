@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..train.config import SCHEDULERS, ConfigError, RunConfig, _check_positive, _f
+from ..train.config import _EPOCHS_HELP, SCHEDULERS, ConfigError, RunConfig, _check_positive, _f
 from .model import TEACHERS
 
 __all__ = ["TransferConfig"]
@@ -22,6 +22,7 @@ class TransferConfig(RunConfig):
         None,
         "folder of unlabeled videos (searched recursively; frame folders are not searched)",
         group="data",
+        path=True,
     )
     val_fraction: float = _f(
         0.1,
@@ -38,6 +39,7 @@ class TransferConfig(RunConfig):
         "the teacher's weights: an ImageNet state_dict "
         "(torchvision/timm keys) or a file from `stc teacher`",
         group="teacher",
+        path=True,
     )
     teacher_widths: list[int] | None = _f(
         None,
@@ -50,7 +52,7 @@ class TransferConfig(RunConfig):
         1024, "width of the student's and the teacher's fc features (1024)", group="model"
     )
     # The paper's transfer schedule (§4.2), replacing the classification defaults.
-    epochs: int = _f(150, "training epochs", group="optimisation")
+    epochs: int = _f(150, _EPOCHS_HELP, group="optimisation")
     batch_size: int = _f(
         32, "effective batch of pairs over all ranks (32 in the paper)", group="optimisation"
     )
@@ -63,7 +65,11 @@ class TransferConfig(RunConfig):
     )
     dropout: float = _f(0.0, "dropout before the student's fc", group="model")
     out_dir: str = _f(
-        "runs/transfer", "where checkpoints, student.pt, config.json and metrics go", group="run"
+        "runs/transfer",
+        "where checkpoints, student.pt, config.json and metrics go (one run at a time: a run "
+        "locks it)",
+        group="run",
+        path=True,
     )
 
     def validate(self) -> None:

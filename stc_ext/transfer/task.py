@@ -23,8 +23,9 @@ import torch
 from torch import nn
 
 from ..data import Annotation, DataError, read_video_folder
-from ..models import build_from_config
+from ..models import build_from_config, read_state_dict
 from ..train.atomic import atomic_save
+from ..train.checkpoint import describe_contents, read_weights_file
 from ..train.config import MODEL_FIELDS, ConfigError, config_from_dict, config_to_dict
 from ..train.resolve import resolve_config
 from ..train.task import TaskData
@@ -115,8 +116,19 @@ class TransferTask:
     def check(self, config: TransferConfig) -> None:
         if not Path(config.videos).is_dir():  # type: ignore[arg-type]
             raise ConfigError(f"folder not found: {config.videos}", field="videos")
-        if not Path(config.teacher_weights).is_file():  # type: ignore[arg-type]
-            raise ConfigError(f"file not found: {config.teacher_weights}", field="teacher_weights")
+        weights = read_weights_file(config.teacher_weights, "teacher_weights", mmap=True)  # type: ignore[arg-type]
+        try:
+            state, _ = read_state_dict(weights)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{config.teacher_weights}: {exc}", field="teacher_weights") from None
+        volumetric = next((k for k, t in state.items() if t.dim() == 5), None)
+        if volumetric is not None:
+            raise ConfigError(
+                f"{config.teacher_weights}: is {describe_contents(weights)} holding 3D weights "
+                f"({volumetric} is 5-D), not a 2D teacher's (an ImageNet ResNet state dict or "
+                "a `stc teacher` file)",
+                field="teacher_weights",
+            )
         self.teacher_sha256 = file_sha256(config.teacher_weights)  # type: ignore[arg-type]
 
     def build_data(self, config: TransferConfig) -> TaskData:
@@ -152,6 +164,8 @@ class TransferTask:
                 f"{held_out} videos held out)"
             ),
             train_size=f"the {len(train)} training pairs ({train.num_videos} videos x 2)",
+            train_videos=train.num_videos,
+            val_videos=None if val is None else val.num_videos,
         )
 
     def _teacher_widths(self, cfg: TransferConfig) -> list[int] | None:

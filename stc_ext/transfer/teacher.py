@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from ..data.synthetic import SHAPE_CLASSES, shape_images
 from ..data.transforms import EvalTransform, TrainTransform
+from ..models.checkpoint import load_file
 from ..models.resnet2d import LAYERS, ResNet2D, resnet2d
 from ..train.checkpoint import atomic_save
 from ..train.records import progress_bar
@@ -263,12 +264,12 @@ def train_shape_teacher(
 
 def read_teacher_arch(path: str | os.PathLike) -> dict[str, Any] | None:
     """The ``arch`` entry (``depth``, ``widths``, ``num_classes``) of a teacher file, or None
-    for other checkpoints (e.g. a torchvision ImageNet state_dict)."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:
-        # mmap needs the zip format; older files (before PyTorch 1.6) are read whole
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+    for other checkpoints (e.g. a torchvision ImageNet state_dict).
+
+    Raises:
+        CheckpointFileError: the file cannot be read (``models.load_file`` says why).
+    """
+    obj = load_file(path, mmap=True)
     if not isinstance(obj, dict) or obj.get("format") != TEACHER_FORMAT:
         return None
     arch = obj.get("arch")

@@ -32,15 +32,33 @@ def indexed_frames(n: int, height: int, width: int) -> np.ndarray:
     return np.broadcast_to(levels[:, None, None, None], (n, height, width, 3)).copy()
 
 
-def write_video(path: Path, frames: np.ndarray, fps: int = 25, faststart: bool = False) -> Path:
-    """Encode ``uint8 (T, H, W, 3)`` as H.264 mp4 (even H, W)."""
+def moving_frames(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Smooth random texture drifting 2 px per frame, ``uint8 (n, H, W, 3)``: frames that
+    predict from one another, so P- and B-frames carry real work (unlike flat frames)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(0, 255, size=(height // 8 + 2, (width + 2 * n) // 8 + 2, 3))
+    texture = np.kron(coarse, np.ones((8, 8, 1)))
+    return np.stack([texture[:height, 2 * t : 2 * t + width] for t in range(n)]).astype(np.uint8)
+
+
+def write_video(
+    path: Path,
+    frames: np.ndarray,
+    fps: int = 25,
+    faststart: bool = False,
+    codec: str = "libx264",
+    options: dict[str, str] | None = None,
+    pix_fmt: str = "yuv420p",
+    container_format: str | None = None,
+) -> Path:
+    """Encode ``uint8 (T, H, W, 3)`` (even H, W); by default H.264 mp4, near-lossless."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    options = {"movflags": "faststart"} if faststart else {}
-    with av.open(str(path), "w", options=options) as container:
-        stream = container.add_stream("libx264", rate=fps)
+    container_options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", format=container_format, options=container_options) as container:
+        stream = container.add_stream(codec, rate=fps)
         stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "10", "preset": "ultrafast"}
+        stream.pix_fmt = pix_fmt
+        stream.options = {"crf": "10", "preset": "ultrafast"} if options is None else options
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)

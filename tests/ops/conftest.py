@@ -10,6 +10,7 @@ import torch
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 import stc_ext  # noqa: E402  (after the environment set-up above)
+from stc_ext.testing import poisoned_allocations  # noqa: E402
 
 
 def kernel_backend_devices() -> list[tuple[str, str]]:
@@ -32,15 +33,5 @@ def pytest_generate_tests(metafunc):
 def poisoned_outputs():
     """Every torch.empty inside the test is filled with NaN, so an output element a
     kernel forgets to write shows up as non-finite."""
-    previous = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
-        torch.utils.deterministic.fill_uninitialized_memory,
-    )
-    torch.use_deterministic_algorithms(True)
-    torch.utils.deterministic.fill_uninitialized_memory = True
-    try:
+    with poisoned_allocations():
         yield
-    finally:
-        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
-        torch.utils.deterministic.fill_uninitialized_memory = previous[2]

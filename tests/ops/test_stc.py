@@ -8,9 +8,9 @@ import torch
 
 from stc_ext import STCBlock
 from stc_ext.testing import (
-    LOW_PRECISION,
     assert_close,
     block_outputs,
+    check_against_reference,
     random_feature_map,
     randomize_block,
     reference_outputs,
@@ -32,32 +32,9 @@ DTYPES = [torch.float64, torch.float32, torch.bfloat16, torch.float16]
 def _check_against_reference(backend, device, shape, dtype, channels_last, residual, branches):
     case = repr((shape, dtype, channels_last, residual, branches)).encode()
     gen = torch.Generator().manual_seed(zlib.crc32(case) + SEED_OFFSET)
-    n, c, t = shape[:3]
-    block = STCBlock(c, t, reduction=4, branches=branches)
-    randomize_block(block, generator=gen)
-    block = block.double() if dtype == torch.float64 else block.float()
-    x = random_feature_map(shape, dtype, channels_last, generator=gen)
-    identity = random_feature_map(shape, dtype, channels_last, generator=gen) if residual else None
-    # Drawn in x's dtype so that every path, the float64 oracle included, sees the same
-    # values: the comparison then measures the arithmetic, not the rounding of inputs.
-    grad_y = torch.randn(shape, generator=gen, dtype=torch.float64).to(dtype)
-    block, x, grad_y = block.to(device), x.to(device), grad_y.to(device)
-    identity = None if identity is None else identity.to(device)
-
-    y, grads = block_outputs(block, x, identity, grad_y, backend)
-    y_ref, grads_ref = reference_outputs(block, x, identity, grad_y, torch.float64)
-    y_base, grads_base = (None, [None] * len(grads))
-    if dtype in LOW_PRECISION:
-        y_base, grads_base = reference_outputs(block, x, identity, grad_y, dtype)
-
-    assert y.dtype == dtype and y.shape == x.shape
-    if channels_last:
-        assert y.is_contiguous(memory_format=torch.channels_last_3d)
-    assert_close("y", y, y_ref, dtype, y_base)
-    names = ["grad_x"] + (["grad_identity"] if residual else [])
-    names += [name for name, _ in block.named_parameters()]
-    for name, grad, grad_ref, grad_base in zip(names, grads, grads_ref, grads_base, strict=True):
-        assert_close(name, grad, grad_ref, dtype, grad_base, gradient=True)
+    check_against_reference(
+        backend, device, shape, dtype, channels_last, residual, branches, generator=gen
+    )
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))

@@ -1,14 +1,18 @@
-"""The recipes in python/ plan valid `stc` commands, and their config files resolve."""
+"""The recipes in python/ plan valid `stc` commands that follow the protocol (select on a
+held-out part of the training list, report on the test list), name their run folders by
+what defines the run, print them with --dry-run, and their config files resolve."""
 
 from __future__ import annotations
 
 import importlib
-import sys
+import shlex
 from pathlib import Path
 
 import pytest
+import torch
 
 from stc_ext.cli import build_parser
+from stc_ext.models import build
 from stc_ext.train import (
     EvalConfig,
     TrainConfig,
@@ -20,13 +24,14 @@ from stc_ext.transfer import TransferConfig, resolve_transfer_config
 
 RECIPES = Path(__file__).resolve().parents[2] / "python"
 DATA = ["--root", "videos", "--annotations", "splits"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _recipes_importable():
-    sys.path.insert(0, str(RECIPES))
-    yield
-    sys.path.remove(str(RECIPES))
+KINETICS = [
+    "--kinetics-root", "k/train", "--kinetics-train-csv", "k/train.csv",
+    "--kinetics-val-root", "k/val", "--kinetics-val-csv", "k/val.csv",
+]  # fmt: skip
+BOTH = [
+    "--ucf101-root", "UCF-101", "--ucf101-annotations", "ucfTrainTestlist",
+    "--hmdb51-root", "hmdb51", "--hmdb51-annotations", "hmdb_splits",
+]  # fmt: skip
 
 
 def _check(commands) -> list:
@@ -50,25 +55,27 @@ def _check(commands) -> list:
     return configs
 
 
+def _of(configs, cls) -> list:
+    return [c for c in configs if isinstance(c, cls)]
+
+
+def _assert_protocol(configs) -> None:
+    """UCF101/HMDB51 runs select on a held-out part of their training list; Kinetics on its
+    validation list; every evaluation reports on a test list (Kinetics: validation)."""
+    for config in _of(configs, TrainConfig):
+        config.validate()
+        if config.dataset in ("ucf101", "hmdb51", "synthetic"):
+            assert config.val_fraction > 0 and config.val_every > 0
+        else:
+            assert config.val_annotations
+    assert all(e.subset == "test" for e in _of(configs, EvalConfig))
+
+
 def test_ucf101_scratch_one_run_per_split(tmp_path):
     recipe = importlib.import_module("ucf101_scratch")
-    configs = _check(
-        recipe.plan(
-            recipe.parse(
-                [
-                    *DATA,
-                    "--model",
-                    "stc_resnet3d_18",
-                    "--splits",
-                    "1,3",
-                    "--out",
-                    str(tmp_path),
-                    "--extra",
-                    "--amp bf16",
-                ]
-            )
-        )
-    )
+    argv = [*DATA, "--model", "stc_resnet3d_18", "--splits", "1,3", "--out", str(tmp_path)]
+    configs = _check(recipe.plan(recipe.parse([*argv, "--extra", "--amp bf16"])))
+    _assert_protocol(configs)
     first, third, ev = configs
     assert (first.split, third.split) == (1, 3) and first.amp == "bf16"
     assert (first.lr, first.batch_size, first.scheduler, first.model) == (
@@ -77,32 +84,130 @@ def test_ucf101_scratch_one_run_per_split(tmp_path):
         "plateau",
         "stc_resnet3d_18",
     )
+    assert first.out_dir.endswith("ucf101_scratch_stc_resnet3d_18_f16/split1")
     assert ev.splits == [1, 3] and "split{split}" in ev.checkpoint
 
 
 def test_table5_and_table6_vary_one_thing(tmp_path):
     table5 = importlib.import_module("table5_branches")
-    args = table5.base_parser("").parse_args(["--out", str(tmp_path)])
-    args.root, args.annotations, args.model = "videos", "splits", "stc_resnet3d_101"
-    trains = [c for c in _check(table5.plan(args)) if isinstance(c, TrainConfig)]
-    assert [c.branches for c in trains] == ["scb", "tcb", "stc"]
+    configs = _check(table5.plan(table5.parse([*DATA, "--out", str(tmp_path)])))
+    _assert_protocol(configs)
+    assert [c.branches for c in _of(configs, TrainConfig)] == ["scb", "tcb", "stc"]
     table6 = importlib.import_module("table6_stride")
-    args.strides = [1, 2, 4, 16]
-    trains = [c for c in _check(table6.plan(args)) if isinstance(c, TrainConfig)]
-    assert [c.stride for c in trains] == [1, 2, 4, 16]
+    configs = _check(table6.plan(table6.parse([*DATA, "--out", str(tmp_path)])))
+    _assert_protocol(configs)
+    assert [c.stride for c in _of(configs, TrainConfig)] == [1, 2, 4, 16]
 
 
 def test_finetune_initialises_every_split_from_kinetics(tmp_path):
     recipe = importlib.import_module("finetune_from_kinetics")
-    args = recipe.base_parser("").parse_args(["--out", str(tmp_path)])
-    args.dataset, args.root, args.annotations, args.splits = "hmdb51", "v", "s", [1, 2]
-    args.model, args.kinetics_checkpoint = "stc_resnet3d_101", None
-    args.kinetics_root, args.kinetics_train_csv = "k/train", "k/train.csv"
-    args.kinetics_val_root, args.kinetics_val_csv = "k/val", "k/val.csv"
-    kinetics, split1, split2, ev = _check(recipe.plan(args))
+    argv = ["--dataset", "hmdb51", "--root", "v", "--annotations", "s", "--splits", "1,2"]
+    configs = _check(recipe.plan(recipe.parse([*argv, *KINETICS, "--out", str(tmp_path)])))
+    _assert_protocol(configs)
+    kinetics, split1, split2, ev = configs
     assert kinetics.dataset == "kinetics" and kinetics.val_annotations == "k/val.csv"
     assert split1.init == split2.init == str(Path(kinetics.out_dir) / "best.pt")
     assert (split1.dataset, split1.lr) == ("hmdb51", 0.01) and ev.splits == [1, 2]
+    with pytest.raises(SystemExit):
+        recipe.parse(argv)  # neither Kinetics data nor weights
+
+
+def test_table4_runs_are_named_by_model_and_frames(tmp_path):
+    recipe = importlib.import_module("table4_frames")
+    argv = [*KINETICS, *BOTH, "--frames", "16,32", "--out", str(tmp_path)]
+    configs = _check(recipe.plan(recipe.parse(argv)))
+    _assert_protocol(configs)
+    trains = _of(configs, TrainConfig)
+    kinetics = [c for c in trains if c.dataset == "kinetics"]
+    assert [(c.model, c.frames) for c in kinetics] == [
+        ("stc_resnet3d_101", 16),
+        ("stc_resnet3d_101", 32),
+        ("stc_resnext3d_101", 16),
+        ("stc_resnext3d_101", 32),
+    ]
+    fine = [c for c in trains if c.dataset != "kinetics"]
+    assert len(fine) == 2 * 2 * 2 * 3  # models x frames x datasets x splits
+    assert len({c.out_dir for c in trains}) == len(trains)  # no two runs share a folder
+    for config in trains:
+        assert f"{config.model}_f{config.frames}" in config.out_dir
+    for config in fine:
+        # Each fine-tuning starts from the Kinetics run of its own model and frame count.
+        assert config.init == str(
+            tmp_path / "kinetics" / f"{config.model}_f{config.frames}" / "best.pt"
+        )
+    evals = _of(configs, EvalConfig)
+    assert len(evals) == 8 and all(e.splits == [1, 2, 3] for e in evals)
+    given = recipe.parse(
+        [*BOTH, "--kinetics-checkpoint", "w/{model}_{frames}.pt", "--frames", "64"]
+    )
+    configs = _check(recipe.plan(given))
+    assert {c.init for c in _of(configs, TrainConfig)} == {
+        "w/stc_resnet3d_101_64.pt",
+        "w/stc_resnext3d_101_64.pt",
+    }
+    stage = _check(recipe.plan(recipe.parse([*argv, "--placement", "stage"])))
+    assert all(c.placement == "stage" and "_stage" in c.out_dir for c in _of(stage, TrainConfig))
+
+
+def test_table8_evaluates_on_the_kinetics_validation_list(tmp_path):
+    recipe = importlib.import_module("table8_kinetics")
+    configs = _check(recipe.plan(recipe.parse([*KINETICS, "--out", str(tmp_path)])))
+    _assert_protocol(configs)
+    trains, evals = _of(configs, TrainConfig), _of(configs, EvalConfig)
+    assert [(c.model, c.frames) for c in trains] == [
+        ("stc_resnet3d_101", 16),
+        ("stc_resnext3d_101", 16),
+        ("stc_resnext3d_101", 32),
+    ]
+    assert all(e.dataset == "kinetics" and e.annotations == "k/val.csv" for e in evals)
+    assert [e.checkpoint for e in evals] == [str(Path(c.out_dir) / "best.pt") for c in trains]
+    val = ["--kinetics-val-root", "v", "--kinetics-val-csv", "v.csv"]
+    template = "w/{model}-{frames}.pt"
+    given = recipe.parse([*val, "--rows", "resnet3d_101:16", "--checkpoint", template])
+    (ev,) = _check(recipe.plan(given))
+    assert ev.checkpoint == "w/resnet3d_101-16.pt"
+    with pytest.raises(SystemExit):
+        recipe.parse([*KINETICS, "--rows", "stc_resnet3d_101"])  # no frame count
+
+
+def test_table7_paper_rows_differ_only_in_their_initialisation(tmp_path):
+    recipe = importlib.import_module("table7_paper")
+    argv = [*BOTH, "--teacher-weights", "r101.pth", "--videos", "unlabeled", "--splits", "1"]
+    configs = _check(recipe.plan(recipe.parse([*argv, "--out", str(tmp_path)])))
+    _assert_protocol(configs)
+    inflates = [c for c in configs if getattr(c, "command", None) == "inflate"]
+    transfers = _of(configs, TransferConfig)
+    assert (
+        [i.model for i in inflates]
+        == [t.model for t in transfers]
+        == [
+            "resnet3d_101",
+            "stc_resnet3d_101",
+        ]
+    )
+    assert all(t.teacher == "resnet101" and t.teacher_weights == "r101.pth" for t in transfers)
+    assert all(t.epochs == 150 and t.batch_size == 32 and t.lr_step == 30 for t in transfers)
+    rows = _of(configs, TrainConfig)
+    assert len(rows) == 2 * 2 * 3  # datasets x nets x (baseline, inflation, transfer)
+    inits = {(r.dataset, r.model): [] for r in rows}
+    for r in rows:
+        inits[(r.dataset, r.model)].append(r.init)
+    for (_, model), found in inits.items():
+        index = ["resnet3d_101", "stc_resnet3d_101"].index(model)
+        assert found == [
+            None,
+            inflates[index].out,
+            str(Path(transfers[index].out_dir) / "student.pt"),
+        ]
+    varying = {"model", "init", "out_dir", "dataset", "root", "annotations", "placement"}
+    budgets = [{k: v for k, v in vars(r).items() if k not in varying} for r in rows]
+    assert all(b == budgets[0] for b in budgets)  # the same protocol for every row
+    with_kinetics = recipe.parse([*argv, "--kinetics-init", "k/{model}_f{frames}.pt"])
+    rows = _of(_check(recipe.plan(with_kinetics)), TrainConfig)
+    assert {r.init for r in rows if r.init and r.init.startswith("k/")} == {
+        "k/resnet3d_101_f16.pt",
+        "k/stc_resnet3d_101_f16.pt",
+    }
 
 
 def test_demo_config_resolves():
@@ -117,6 +222,7 @@ def test_table7_rows_differ_only_in_their_initialisation(tmp_path):
     args.teacher_weights, args.depth, args.widths = None, 18, "16,32,64,128"
     args.classes, args.videos_per_class, args.unlabeled_per_class = 10, 40, 10
     configs = _check(recipe.plan(args))
+    _assert_protocol(configs)
     commands = [c.command for c in configs if not hasattr(c, "out_dir") and hasattr(c, "command")]
     assert commands == ["synth", "synth", "teacher", "inflate"]
     teacher, inflate = configs[2], configs[3]
@@ -144,3 +250,52 @@ def test_table7_rows_differ_only_in_their_initialisation(tmp_path):
         for t in transfers
     )
     assert all(r.frames == t.frames == inflate.frames for r in rows for t in transfers)
+
+
+DRY_RUNS = {
+    "ucf101_scratch": DATA,
+    "table5_branches": DATA,
+    "table6_stride": DATA,
+    "finetune_from_kinetics": [*DATA, *KINETICS],
+    "table4_frames": [*KINETICS, *BOTH],
+    "table8_kinetics": KINETICS,
+    "table7_paper": [*BOTH, "--teacher-weights", "t.pth", "--videos", "u"],
+    "table7_transfer": [],
+}
+
+
+@pytest.mark.parametrize("name", sorted(DRY_RUNS))
+def test_dry_run_prints_the_exact_commands_and_runs_nothing(name, tmp_path, capsys):
+    recipe = importlib.import_module(name)
+    out = tmp_path / "runs"
+    assert recipe.main([*DRY_RUNS[name], "--out", str(out), "--dry-run"]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("+ ")]
+    assert printed and all(" -m stc_ext " in line for line in printed)
+    assert not out.exists()  # nothing was run or written
+    if hasattr(recipe, "plan") and hasattr(recipe, "parse"):
+        planned = recipe.plan(recipe.parse([*DRY_RUNS[name], "--out", str(out)]))
+        assert printed == ["+ " + shlex.join(c) for c in planned]
+
+
+def test_param_table_counts_the_built_models(capsys):
+    recipe = importlib.import_module("param_table")
+    assert recipe.main(["--models", "stc_resnet3d_18,stc_resnet3d_34", "--frames", "16"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| model | frames | plain |") and len(lines) == 4
+    for line, name in zip(lines[2:], ["stc_resnet3d_18", "stc_resnet3d_34"], strict=True):
+        with torch.device("meta"):
+            counts = [
+                sum(p.numel() for p in m.parameters())
+                for m in (
+                    build(name.removeprefix("stc_"), 400),
+                    build(name, 400),
+                    build(name, 400, placement="stage"),
+                )
+            ]
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[:3] == [name, "16", f"{counts[0] / 1e6:.1f}M"]
+        assert cells[3].startswith(
+            f"{counts[1] / 1e6:.1f}M (+{(counts[1] - counts[0]) / 1e6:.1f}M)"
+        )
+        assert cells[4].startswith(f"{counts[2] / 1e6:.1f}M")
+        assert counts[0] < counts[2] < counts[1]

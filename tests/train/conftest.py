@@ -22,7 +22,7 @@ def _one_thread(one_torch_thread):
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """3 classes x 5 videos (4 train, 1 test) of 12 frames at 32x32, splits 1 and 2."""
+    """3 classes x 9 videos (4 train, 4 held out, 1 test) of 12 frames at 32x32, splits 1, 2."""
     return make_tiny_dataset(tmp_path_factory.mktemp("tiny"), classes=3)
 
 

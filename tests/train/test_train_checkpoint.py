@@ -38,7 +38,7 @@ def test_load_checkpoint_rejects_foreign_files(tmp_path):
     atomic_save({"state_dict": {}}, tmp_path / "foreign.pt")
     with pytest.raises(ConfigError, match="not a stc_ext training checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
-    with pytest.raises(ConfigError, match="checkpoint not found"):
+    with pytest.raises(ConfigError, match="missing.pt: not found"):
         load_checkpoint(tmp_path / "missing.pt")
 
 

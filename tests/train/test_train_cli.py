@@ -12,34 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch.distributed as dist
+from train_helpers import TINY_FLAGS
 
 from stc_ext.cli import main
 from stc_ext.train import load_checkpoint
-
-TINY_FLAGS = [
-    "--dataset",
-    "synthetic",
-    "--model",
-    "stc_resnet3d_10",
-    "--widths",
-    "8,8,8,8",
-    "--frames",
-    "4",
-    "--size",
-    "32",
-    "--short-side",
-    "32",
-    "--batch-size",
-    "4",
-    "--micro-batch-size",
-    "2",
-    "--lr",
-    "0.05",
-    "--workers",
-    "0",
-    "--no-progress",
-    "--no-tensorboard",
-]
 
 
 def _subprocess_env() -> dict[str, str]:
@@ -145,7 +121,9 @@ def test_cli_reports_bad_configuration_without_a_traceback(tiny_data, tmp_path, 
     code = main(["train", "--config", str(tmp_path / "none.yaml")])
     assert code == 1 and "config file not found" in capsys.readouterr().err
     code = main(["evaluate", "--checkpoint", str(tmp_path / "none.pt")])
-    assert code == 1 and "--checkpoint: not found" in capsys.readouterr().err
+    assert (
+        code == 1 and f"--checkpoint: {tmp_path / 'none.pt'}: not found" in capsys.readouterr().err
+    )
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, seconds: float) -> None:

@@ -16,6 +16,8 @@ from train_helpers import tiny_config
 
 from stc_ext.train import EvalConfig, evaluate, train
 from stc_ext.train.distributed import all_gather_objects
+from stc_ext.train.lock import LOCK_NAME
+from stc_ext.train.trainer import TIMING_FIELDS
 
 pytestmark = [
     pytest.mark.slow,  # two spawned processes, each importing torch
@@ -39,9 +41,12 @@ def _worker(rank: int, world: int, port: int, data: str, out: str, results: str)
     )
     torch.set_num_threads(1)
     digests: list[list[str]] = []
+    lock: dict[str, object] = {}
 
     def check_sync(trainer, epoch, step):
         digests.append(all_gather_objects(digest(trainer.model.parameters())))
+        lock_file = Path(out) / LOCK_NAME
+        lock.update(held=trainer.lock is not None, holder=json.loads(lock_file.read_text()))
 
     # Batch 4 = 2 ranks x micro-batch 1 x 2 accumulation steps; 48 px so that BatchNorm sees
     # more than one value per channel in the last stage of a one-clip micro-batch.
@@ -61,6 +66,8 @@ def _worker(rank: int, world: int, port: int, data: str, out: str, results: str)
                 "eval_videos": report.splits[0].num_videos,
                 "eval_top1": report.splits[0].top1,
                 "eval_clips": report.splits[0].num_clips,
+                "pid": os.getpid(),
+                "lock": lock,
             }
         )
     )
@@ -86,13 +93,14 @@ def test_two_gloo_ranks_stay_in_sync(tiny_data, tmp_path):
 
     # Epoch metrics are reduced over ranks: both report the same numbers (timings aside).
     def metrics(rank):
-        return [
-            {k: v for k, v in row.items() if k not in ("seconds", "clips_per_s")}
-            for row in rank["history"]
-        ]
+        return [{k: v for k, v in row.items() if k not in TIMING_FIELDS} for row in rank["history"]]
 
     assert metrics(ranks[0]) == metrics(ranks[1]) and len(metrics(ranks[0])) == 2
     # Evaluation shares the 3 test videos between the ranks and counts each once.
     assert ranks[0]["eval_videos"] == ranks[1]["eval_videos"] == 3
     assert ranks[0]["eval_clips"] == 6 and ranks[0]["eval_top1"] == ranks[1]["eval_top1"]
     assert (tmp_path / "run" / "last.pt").is_file()
+    # Rank 0 held the run folder's lock for the run, and gave it back.
+    assert ranks[0]["lock"]["held"] and not ranks[1]["lock"]["held"]
+    assert ranks[0]["lock"]["holder"]["pid"] == ranks[1]["lock"]["holder"]["pid"] == ranks[0]["pid"]
+    assert not (tmp_path / "run" / LOCK_NAME).exists()

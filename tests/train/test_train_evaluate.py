@@ -60,7 +60,7 @@ def test_evaluation_errors(finished_run, tiny_data_2cls, tmp_path):
             "frames: 8 does not match the checkpoint, which was trained with frames=4",
         ),
         (_eval(best, root=str(tiny_data_2cls)), "2 classes, but the checkpoint's classifier has 3"),
-        (_eval(tmp_path / "split{split}.pt", splits=[1]), "checkpoint: not found"),
+        (_eval(tmp_path / "split{split}.pt", splits=[1]), "split1.pt: not found (split 1)"),
         (_eval(best, root=str(tmp_path / "nowhere")), "not found"),
         (_eval(best, model="c3d"), "unknown model 'c3d'"),
     ]
@@ -68,6 +68,43 @@ def test_evaluation_errors(finished_run, tiny_data_2cls, tmp_path):
         with pytest.raises(ConfigError, match=re.escape(message)):
             evaluate(config)
     shutil.copy(best, tmp_path / "split1.pt")
-    with pytest.raises(ConfigError, match=re.escape("split2.pt (split 2)")):
+    with pytest.raises(ConfigError, match=re.escape("split2.pt: not found (split 2)")):
         evaluate(_eval(tmp_path / "split{split}.pt", splits=[1, 2]))
     assert not list(tmp_path.glob("*.json"))  # nothing evaluated before the check
+
+
+def _two_split_checkpoints(run_dir, tmp_path):
+    for split in (1, 2):
+        (tmp_path / f"split{split}").mkdir()
+        shutil.copy(run_dir / "best.pt", tmp_path / f"split{split}" / "best.pt")
+    return tmp_path / "split{split}" / "best.pt"
+
+
+def test_a_split_that_fails_is_never_reported_as_a_success(finished_run, tiny_data, tmp_path):
+    """`evaluate --splits 1,2` where split 2's videos cannot be decoded (issue 14 item 7)."""
+    run_dir, _ = finished_run
+    data = shutil.copytree(tiny_data, tmp_path / "data")
+    broken = data / "videos" / "MoveUp" / "broken.mp4"
+    broken.write_bytes(b"")
+    (data / "splits" / "testlist02.txt").write_text("MoveUp/broken.mp4\n")
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"status": "complete", "average": {"top1": 0.99}}))  # stale
+    checkpoint = _two_split_checkpoints(run_dir, tmp_path)
+    with pytest.raises(ConfigError):
+        evaluate(_eval(checkpoint, splits=[1, 2], root=str(data), out=str(report)))
+    written = json.loads(report.read_text())
+    assert written["status"] == "failed" and written["failed_split"] == 2
+    assert "average" not in written and [s["split"] for s in written["splits"]] == [1]
+
+
+def test_every_split_is_checked_before_any_video_is_decoded(finished_run, tmp_path, capsys):
+    from stc_ext.cli import main
+
+    run_dir, _ = finished_run
+    checkpoint = _two_split_checkpoints(run_dir, tmp_path)
+    (tmp_path / "split2" / "best.pt").write_text("not a checkpoint\n")
+    report = tmp_path / "report.json"
+    argv = ["evaluate", "--checkpoint", str(checkpoint), "--splits", "1,2", "--out", str(report)]
+    assert main([*argv, "--workers", "0", "--no-progress"]) == 1
+    assert "split2/best.pt: is not a PyTorch file" in capsys.readouterr().err
+    assert not report.exists() and not list(tmp_path.glob("*.png"))  # split 1 did not run

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
+import shutil
+import time
 
 import pytest
 import torch
-from train_helpers import tiny_config
+from train_helpers import copy_dataset, tiny_config
 
 from stc_ext.train import (
+    ClassifyTask,
     ConfigError,
+    Trainer,
     config_from_dict,
     format_train_summary,
     load_checkpoint,
@@ -63,12 +68,15 @@ def _bad_configs(data, run_dir, tmp_path):
         (base(backend="cuda"), "backend: stc_ext: backend 'cuda' cannot run on cpu"),
         (base(model="resnet3d_10", branches="tcb"), "branches: resnet3d_10 has no STC blocks"),
         (base(dataset="kinetics"), "validates on val_annotations"),
-        (base(init=str(tmp_path / "missing.pt")), "init: checkpoint not found"),
+        (base(init=str(tmp_path / "missing.pt")), f"init: {tmp_path / 'missing.pt'}: not found"),
         (
             base(out_dir=str(run_dir)),
             f"out_dir: {run_dir} already holds a run (last.pt); set resume",
         ),
-        (base(resume=str(tmp_path / "missing.pt")), "resume: checkpoint not found"),
+        (
+            base(resume=str(tmp_path / "missing.pt")),
+            f"resume: {tmp_path / 'missing.pt'}: not found",
+        ),
         (
             base(resume=last, frames=8),
             "the checkpoint was made for another model or optimiser "
@@ -208,3 +216,45 @@ def test_list_files_with_class_names(tiny_data, tmp_path):
     )
     assert result.classes == sorted(result.classes) and len(result.classes) == 3
     assert result.history[0]["val_top1"] >= 0
+
+
+def test_fp16_on_a_cpu_is_warned_about(tiny_data, tmp_path, caplog):
+    trainer = Trainer(tiny_config(tiny_data, tmp_path, amp="fp16", device="cpu"), ClassifyTask())
+    with caplog.at_level(logging.WARNING, logger="stc_ext"):
+        trainer.setup()
+    trainer.close()
+    assert any("amp fp16 on a CPU" in r.getMessage() for r in caplog.records)
+
+
+def test_a_class_without_training_videos_is_an_error(tiny_data, tmp_path):
+    data = copy_dataset(tiny_data, tmp_path / "data")
+    shutil.rmtree(data / "videos" / "Grow")  # its folder is missing; classInd.txt lists it
+    with pytest.raises(
+        ConfigError, match=r"1 of 3 classes have no training video \(4 listed videos are missing"
+    ) as info:
+        train(tiny_config(data, tmp_path / "run"), on_step=_never)
+    assert str(info.value).endswith(
+        ": Grow. Restore their videos, or remove the classes from the class list"
+    )
+
+
+def test_data_wait_is_measured_and_a_slow_loader_is_named(tiny_data, tmp_path, monkeypatch, caplog):
+    from stc_ext.data import VideoClipDataset
+
+    read = VideoClipDataset.__getitem__
+
+    def slow_read(self, index):
+        time.sleep(0.15)  # a decoder far slower than this tiny network
+        return read(self, index)
+
+    monkeypatch.setattr(VideoClipDataset, "__getitem__", slow_read)
+    with caplog.at_level(logging.INFO, logger="stc_ext.train"):
+        result = train(tiny_config(tiny_data, tmp_path / "run", epochs=1, val_every=0))
+    row = result.history[0]
+    # 3 steps x 4 clips, each read sleeping 0.15 s: at least 1.8 s of the epoch is data wait.
+    assert row["data_wait_s"] >= 1.8 and row["compute_s"] >= 0
+    assert row["data_wait_s"] / (row["data_wait_s"] + row["compute_s"]) > 0.5
+    assert "waiting for the data loader" in caplog.text and "stc prepare" in caplog.text
+    assert "data wait" in format_train_summary(result)
+    logged = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert logged["data_wait_s"] == row["data_wait_s"]

@@ -139,6 +139,8 @@ def test_stc_train_fine_tunes_from_the_export(uninterrupted, tiny_target, tmp_pa
             "1",
             "--init",
             str(uninterrupted[0] / "student.pt"),
+            "--val-fraction",  # each class is one group of clips: nothing to hold out
+            "0",
             "--out-dir",
             str(tmp_path / "finetune"),
         ]
@@ -200,7 +202,10 @@ def test_cli_transfer_runs_and_prints_pair_accuracy(
     [
         ({"videos": None}, "videos: is required"),
         ({"teacher_weights": None}, "teacher_weights: is required"),
-        ({"teacher_weights": "/nonexistent/teacher.pt"}, "teacher_weights: file not found"),
+        (
+            {"teacher_weights": "/nonexistent/teacher.pt"},
+            "teacher_weights: /nonexistent/teacher.pt: not found",
+        ),
         ({"val_fraction": 1.5}, r"val_fraction: must be in \[0, 1\), got 1.5"),
         ({"teacher_frames": 0}, "teacher_frames: must be positive, got 0"),
         ({"teacher_widths": [8, 8, 8, 8]}, "shape"),
