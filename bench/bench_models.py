@@ -1,10 +1,13 @@
 """Training-step benchmark: STC-ResNet-18 and STC-ResNeXt-101 against the same nets without STC.
 
     .venv/bin/python -m pytest bench/bench_models.py [--benchmark-json out.json]
+    .venv/bin/python -m pytest bench/bench_models.py -k "resnet3d_18 and not resnext"
 
-One row per (net, STC backend): the time of a training step (forward, cross-entropy,
-backward). CPU: batch 1, 16 x 112 x 112 clips, float32 (a full batch would take minutes
-per step). GPU, when present: batch 32, bf16 autocast, 16 frames, synchronised timing.
+One row per (net, STC placement, STC backend), for both placements ("block": an STC block in
+every residual block; "stage": one in the last block of each stage): the time of a training
+step (forward, cross-entropy, backward). CPU: batch 1, 16 x 112 x 112 clips, float32 (a full
+batch would take minutes per step). GPU, when present: batch 32, bf16 autocast, 16 frames,
+synchronised timing.
 
 The STC share of step time is measured two ways and written to each row's ``extra_info``
 and to a summary at the end of the run:
@@ -52,24 +55,30 @@ CONFIGS = {
 }
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
+PLACEMENTS = ("block", "stage")
+
 # Row kinds: "plain" (no STC), "step" (STC net, one backend), "blocks" (its STC blocks alone).
 CASES = []
 for _device in DEVICES:
     for _plain, _stc in PAIRS:
-        CASES.append(pytest.param(_device, _plain, None, "plain", id=f"{_device}-{_plain}"))
-        for _backend in stc_ext.available_backends(_device):
-            CASES.append(
-                pytest.param(_device, _stc, _backend, "step", id=f"{_device}-{_stc}-{_backend}")
-            )
-        for _backend in stc_ext.available_backends(_device):
-            CASES.append(
-                pytest.param(
-                    _device, _stc, _backend, "blocks", id=f"{_device}-{_stc}-blocks-{_backend}"
-                )
-            )
+        CASES.append(pytest.param(_device, _plain, None, None, "plain", id=f"{_device}-{_plain}"))
+        for _placement in PLACEMENTS:
+            for _kind in ("step", "blocks"):
+                for _backend in stc_ext.available_backends(_device):
+                    _suffix = "-blocks" if _kind == "blocks" else ""
+                    CASES.append(
+                        pytest.param(
+                            _device,
+                            _stc,
+                            _placement,
+                            _backend,
+                            _kind,
+                            id=f"{_device}-{_stc}-{_placement}{_suffix}-{_backend}",
+                        )
+                    )
 
-# (device, model, backend, kind) -> fastest round in seconds, for the shares.
-_RESULTS: dict[tuple[str, str, str | None, str], float] = {}
+# (device, model, placement, backend, kind) -> fastest round in seconds, for the shares.
+_RESULTS: dict[tuple[str, str, str | None, str | None, str], float] = {}
 _SUMMARY: list[str] = []
 
 
@@ -83,9 +92,11 @@ def _autocast(device: str, config: DeviceConfig):
     )
 
 
-def _model_and_batch(device: str, name: str, backend: str | None, config: DeviceConfig):
+def _model_and_batch(
+    device: str, name: str, placement: str | None, backend: str | None, config: DeviceConfig
+):
     torch.manual_seed(0)
-    kwargs = {"backend": backend} if backend is not None else {}
+    kwargs = {"backend": backend, "placement": placement} if backend is not None else {}
     model = build(name, CLASSES, frames=FRAMES, size=SIZE, **kwargs).to(device)
     x = torch.randn(config.batch, 3, FRAMES, SIZE, SIZE, device=device)
     y = torch.randint(0, CLASSES, (config.batch,), device=device)
@@ -160,14 +171,15 @@ def stc_share_summary(request):
     yield
 
 
-@pytest.mark.parametrize(("device", "name", "backend", "kind"), CASES)
-def test_training_step(benchmark, device, name, backend, kind):
+@pytest.mark.parametrize(("device", "name", "placement", "backend", "kind"), CASES)
+def test_training_step(benchmark, device, name, placement, backend, kind):
     config = CONFIGS[device]
-    model, x, y = _model_and_batch(device, name, backend, config)
+    model, x, y = _model_and_batch(device, name, placement, backend, config)
     benchmark.group = f"train-step {name.removeprefix('stc_')} {device} batch {config.batch}"
     benchmark.extra_info.update(
         device=device,
         model=name,
+        placement=placement,
         backend=backend,
         kind=kind,
         batch=config.batch,
@@ -185,7 +197,7 @@ def test_training_step(benchmark, device, name, backend, kind):
     if kind == "step":
         plain_name = dict((stc, plain) for plain, stc in PAIRS)[name]
         plain_step = _training_step(
-            device, *_model_and_batch(device, plain_name, None, config), config
+            device, *_model_and_batch(device, plain_name, None, None, config), config
         )
 
         def setup() -> None:  # untimed by pytest-benchmark; timed here
@@ -195,24 +207,24 @@ def test_training_step(benchmark, device, name, backend, kind):
 
     benchmark.pedantic(run, setup=setup, rounds=config.rounds, iterations=1, warmup_rounds=1)
     seconds = benchmark.stats.stats.min
-    _RESULTS[(device, name, backend, kind)] = seconds
+    _RESULTS[(device, name, placement, backend, kind)] = seconds
 
     if kind == "step":
         plain = min(plain_times[1:] or plain_times)  # the first ran before the warm-up round
         share = (seconds - plain) / seconds
         benchmark.extra_info.update(plain_seconds=plain, stc_share_vs_plain=share)
         _SUMMARY.append(
-            f"{device} {name} [{backend}]: step {seconds:.3f} s vs {plain:.3f} s without "
-            f"STC (alternating) -> {100 * share:.1f}%"
+            f"{device} {name} {placement} [{backend}]: step {seconds:.3f} s vs {plain:.3f} s "
+            f"without STC (alternating) -> {100 * share:.1f}%"
         )
     elif kind == "blocks":
         benchmark.extra_info["stc_min_bytes"] = min_bytes
         benchmark.extra_info["stc_GBps"] = min_bytes / seconds / 1e9
-        step = _RESULTS.get((device, name, backend, "step"))
+        step = _RESULTS.get((device, name, placement, backend, "step"))
         if step is not None:
             share = seconds / step
             benchmark.extra_info["stc_share_blocks"] = share
             _SUMMARY.append(
-                f"{device} {name} [{backend}]: STC blocks alone {seconds:.3f} s of a "
+                f"{device} {name} {placement} [{backend}]: STC blocks alone {seconds:.3f} s of a "
                 f"{step:.3f} s step -> {100 * share:.1f}% ({min_bytes / seconds / 1e9:.2f} GB/s)"
             )

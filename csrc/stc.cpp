@@ -15,6 +15,15 @@
 //   rescale_backward_input(dy, g, ds, y?)  dx          = g[n,c]*dy' + ds[n,c,t]/(H*W),
 //                                          d_identity  = dy' (an empty tensor in the plain form)
 //
+//
+// and, on the CPU only (other devices run stc_ext/ops/gate.py's ATen version), the gate:
+//
+//   gate_forward(s, 8 weights?)            g (N, C), state (N, K): each present branch's
+//                                          hidden activations and sigmoid, concatenated
+//   gate_backward(sums, s, state, 8 w?)    [ds (N, C, T), the 8 weights' gradients (empty
+//                                          for an absent branch)], from the
+//                                          rescale_backward_sums output
+//
 // with dy' = dy in the plain form and dy' = dy*(y > 0) in the residual form, where the
 // backward ops get the forward's output y (its sign is the ReLU mask) and the plain form
 // gets none. x, identity, dy, y: (N, C, T, H, W) of one floating dtype, NCTHW-contiguous
@@ -40,4 +49,11 @@ TORCH_LIBRARY(stc_ext, m) {
   m.def(
       "rescale_backward_input(Tensor grad_y, Tensor g, Tensor grad_s, Tensor? y)"
       " -> (Tensor, Tensor)");
+  m.def(
+      "gate_forward(Tensor s, Tensor? tcb_w1, Tensor? tcb_b1, Tensor? tcb_w2, Tensor? tcb_b2,"
+      " Tensor? scb_w1, Tensor? scb_b1, Tensor? scb_w2, Tensor? scb_b2) -> (Tensor, Tensor)");
+  m.def(
+      "gate_backward(Tensor sums, Tensor s, Tensor state, Tensor? tcb_w1, Tensor? tcb_b1,"
+      " Tensor? tcb_w2, Tensor? tcb_b2, Tensor? scb_w1, Tensor? scb_b1, Tensor? scb_w2,"
+      " Tensor? scb_b2) -> Tensor[]");
 }

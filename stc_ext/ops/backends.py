@@ -2,7 +2,8 @@
 
 A backend supplies the four memory-bound kernel ops around the gate: ``pool``, ``rescale``,
 ``rescale_backward_sums`` and ``rescale_backward_input`` (schemas and semantics:
-csrc/stc.cpp). The gate and the autograd formula are the same for every backend
+csrc/stc.cpp), and may supply its own gate (stc_ext/ops/gate.py by default; "cpu" has a
+C++ one). The autograd formula is the same for every backend
 (stc_ext/ops/registration.py). "reference" is plain PyTorch (stc_ext/ops/reference.py) and
 needs no kernels, so it is not in the table.
 
@@ -32,21 +33,26 @@ import functools
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
+
+from . import gate
 
 BACKEND_NAMES = ("reference", "cpu", "cuda", "triton")
 
 
 @dataclass(frozen=True)
 class Kernels:
-    """The kernels one backend supplies, all with the schemas of csrc/stc.cpp."""
+    """The kernels one backend supplies, all with the schemas of csrc/stc.cpp, and its
+    gate (by default stc_ext/ops/gate.py's ATen version)."""
 
     pool: Callable
     rescale: Callable
     rescale_backward_sums: Callable
     rescale_backward_input: Callable
+    gate_forward: Callable = gate.gate_forward
+    gate_backward: Callable = gate.gate_backward
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,10 @@ def _load_cpu() -> Backend:
     reason = native.load()
     if reason is not None:
         return _unavailable(reason)
-    return Backend(_native_kernels(), lambda device: device.type == "cpu")
+    kernels = replace(
+        _native_kernels(), gate_forward=native.gate_forward, gate_backward=native.gate_backward
+    )
+    return Backend(kernels, lambda device: device.type == "cpu")
 
 
 def _load_cuda() -> Backend:

@@ -4,7 +4,8 @@ must not depend on stc_ext (ONNX, other runtimes).
 ``torch.export`` keeps ``torch.ops.stc_ext.stc`` in the graph as one node (its fake kernel
 gives the shapes), which only a process that imported stc_ext can run. ``decompose_stc``
 rewrites every such node into the op's own formula: pool (the spatial mean), the gate
-(stc_ext/ops/gate.py, the same ATen code every backend uses) and the rescale, all in the
+(stc_ext/ops/gate.py, the ATen gate; the "cpu" backend's C++ gate computes the same) and
+the rescale, all in the
 accumulation dtype, so the result matches the fused kernels to rounding. The outputs are the
 op's three: y, the pooled map s and the gate's state.
 """

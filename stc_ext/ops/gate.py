@@ -1,9 +1,11 @@
 """The gate: both branches' MLPs on the pooled map, forward and hand-written backward.
 
-Shared by every kernel backend. The kernels only move the big tensors (pool, rescale
-and their backward passes); this tiny part runs as ordinary ATen ops in the
-accumulation dtype (float32, or float64 for float64 inputs), which also makes the op
-work under autocast, where activations arrive in bf16/fp16 and weights in fp32.
+The kernels only move the big tensors (pool, rescale and their backward passes); this
+small part runs as ordinary ATen ops in the accumulation dtype (float32, or float64 for
+float64 inputs), which also makes the op work under autocast, where activations arrive
+in bf16/fp16 and weights in fp32. The "cuda" and "triton" backends use it as it is; the
+"cpu" backend runs the same computation in C++ for small batches (csrc/cpu/gate_cpu.cpp,
+through stc_ext/ops/native.py) and this one for large ones.
 
 Shapes: s is the (N, C, T) spatial mean of X; g is the (N, C) gate, the average of the
 branches' sigmoids, so that stc(X) = X * g (paper eqs. 3, 6, 7 combined). The forward
@@ -72,10 +74,13 @@ def gate_forward(s: Tensor, params: STCParams) -> tuple[Tensor, Tensor]:
 
 
 def gate_backward(
-    dg: Tensor, s: Tensor, params: STCParams, state: Tensor
+    sums: Tensor, s: Tensor, params: STCParams, state: Tensor
 ) -> tuple[Tensor, list[Tensor | None]]:
-    """Gradients of g w.r.t. s (N, C, T) and the eight parameters (None where absent)."""
+    """Gradients of the loss w.r.t. s (N, C, T) and the eight parameters (None where
+    absent), from ``sums`` (N, C, T), the output of ``rescale_backward_sums``, whose sum
+    over T is dL/dg."""
     with torch.autocast(s.device.type, enabled=False):
+        dg = sums.sum(dim=2)
         n, c, t = s.shape
         present = _branches(params)
         scale = 1.0 / len(present)
