@@ -24,6 +24,10 @@ Environment variables (none is read when stc_ext is imported):
                            on every call
     STC_EXT_JIT=1          build the extension just in time where stc_ext._C was not built;
                            read by native.load() on each call while the extension is missing
+    STC_EXT_CPU_CACHE_MB   megabytes of freed C++ CPU outputs (>= 1 MiB each) kept for reuse,
+                           so training steps skip fresh-page faults (default 1024, 0: off);
+                           read once, at the first large CPU output (csrc/cpu/output_cache.cpp;
+                           native.release_cached_outputs() empties it)
     TRITON_INTERPRET=1     run the Triton kernels on CPU tensors; Triton fixes it when it
                            defines the kernels (triton/kernels.py, ``INTERPRETED``)
     STC_EXT_FORCE_CPU=1,   build-time choices, read when a build runs
