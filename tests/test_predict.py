@@ -74,11 +74,10 @@ def test_same_scores_as_stc_evaluate(tmp_path):
     assert len(result.predictions) == len(evaluated) == 3
     for p in result.predictions:
         label, _, score = p.top[0]
-        # (the evaluation report rounds scores to 5 digits)
-        assert (label, round(score, 5)) == (
-            evaluated[p.video]["prediction"],
-            evaluated[p.video]["score"],
-        )
+        # The report rounds scores to 5 digits; the two runs batch the clips differently, and
+        # float32 kernels may round differently per batch shape: equal to ~1e-5, not bitwise.
+        assert label == evaluated[p.video]["prediction"]
+        assert score == pytest.approx(evaluated[p.video]["score"], abs=2e-5)
         assert p.clips == evaluated[p.video]["clips"]
         assert sum(s for _, _, s in p.top) == pytest.approx(1.0, abs=1e-5)  # all 3 classes
 
