@@ -18,8 +18,9 @@ from recipe_common import (
     add_selection_flag,
     base_parser,
     print_comparison,
-    report,
     run,
+    seed_top1,
+    seeds_note,
     selection_note,
     ucf101_split1_runs,
 )
@@ -52,11 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out) / "table5"
         print_comparison(
             f"Table 5 (UCF101 split 1, from scratch, {args.model})",
-            [
-                (NAMES[b], report(out / b / "eval.json")["average"]["top1"], paper)
-                for b, paper in PAPER.items()
-            ],
-            [selection_note(args)],
+            [(NAMES[b], seed_top1(args, out / b), paper) for b, paper in PAPER.items()],
+            [selection_note(args), *seeds_note(args)],
         )
     return 0
 
