@@ -28,6 +28,8 @@ ordering only; the data, depth and budget here are far smaller.
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 from pathlib import Path
 
@@ -41,6 +43,7 @@ from recipe_common import (
     seed_top1,
     seeds_note,
     stc,
+    stc_args,
     synthetic_target,
     train_run,
 )
@@ -190,6 +193,29 @@ def plan(args) -> list[Command]:
     return commands
 
 
+def transfer_summary(run_dir: Path) -> str:
+    """One line on a transfer run from its metrics.jsonl: the held-out pair accuracy (chance
+    50%) at the end and at its best, the training pairs', and the time the epochs took."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return f"{run_dir.name}: no metrics.jsonl (the run did not finish an epoch)"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    validated = [r for r in rows if not math.isnan(r["val_top1"])]
+    final = rows[-1]
+    text = f"{run_dir.name}: {final['epoch']} epochs, {final['step']} steps"
+    if validated:
+        best = max(validated, key=lambda r: r["val_top1"])
+        text += (
+            f"; held-out pair accuracy {100 * validated[-1]['val_top1']:.1f}% at the end, "
+            f"best {100 * best['val_top1']:.1f}% (epoch {best['epoch']})"
+        )
+    minutes = sum(r["seconds"] for r in rows) / 60
+    return (
+        text + f"; training pairs {100 * final['train_top1']:.1f}% in its last epoch "
+        f"(chance 50%); {minutes:.1f} min of epochs"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser(
         __doc__.split("\n\n")[0],
@@ -218,8 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--unlabeled-per-class",
         type=int,
-        default=10,
-        help="unlabeled videos per synthetic class, 12 classes (10)",
+        default=40,
+        help="unlabeled videos per synthetic class, 12 classes (40)",
+    )
+    parser.add_argument(
+        "--transfer-only",
+        action="store_true",
+        help="stop after the transfer stage and its pair accuracy (no fine-tuning)",
     )
     args = parser.parse_args(argv)
     if args.teacher_weights is None:
@@ -229,9 +260,21 @@ def main(argv: list[str] | None = None) -> int:
             "--teacher-weights to use your own.",
             flush=True,
         )
-    run(plan(args), args.dry_run)
+    commands = plan(args)
+    # The transfer stage first, and what it learnt, before the (longer) fine-tuning.
+    cut = max(i for i, c in enumerate(commands) if stc_args(c)[0] == "transfer") + 1
+    if args.transfer_only:
+        target = str(_paths(args)["target"])
+        commands = [c for c in commands[:cut] if stc_args(c)[0] != "inflate" and target not in c]
+        cut = len(commands)
+    run(commands[:cut], args.dry_run)
+    out = _paths(args)["out"]
     if not args.dry_run:
-        out = _paths(args)["out"]
+        print("\n2D->3D transfer (image-video correspondence; chance 50%):")
+        for family in ("resnet3d", "stc_resnet3d"):
+            print("  " + transfer_summary(out / f"transfer_{family}_{args.depth}"), flush=True)
+    run(commands[cut:], args.dry_run)
+    if not args.dry_run and not args.transfer_only:
         print_comparison(
             f"Table 7 at small scale (synthetic, depth {args.depth}; paper: depth 101, UCF101)",
             [(row, seed_top1(args, out / row), paper) for (row, _, _), paper in ROWS.items()],

@@ -29,7 +29,9 @@ package to read it.
 
 from .config import TransferConfig
 from .model import (
+    FEATURE_NORMS,
     HEAD_WIDTHS,
+    PHASES,
     STUDENT_FORMAT,
     TEACHERS,
     CorrespondenceNet,
@@ -49,8 +51,10 @@ from .task import TransferTask, held_out_split, resolve_transfer_config, transfe
 from .teacher import TEACHER_FORMAT, TeacherResult, read_teacher_arch, train_shape_teacher
 
 __all__ = [
+    "FEATURE_NORMS",
     "HEAD_WIDTHS",
     "PAIR_CLASSES",
+    "PHASES",
     "STUDENT_FORMAT",
     "TEACHERS",
     "TEACHER_FORMAT",

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from ..train.config import _EPOCHS_HELP, SCHEDULERS, ConfigError, RunConfig, _check_positive, _f
-from .model import TEACHERS
+from ..train.config import (
+    _EPOCHS_HELP,
+    SCHEDULERS,
+    ConfigError,
+    RunConfig,
+    _check_not_negative,
+    _check_positive,
+    _f,
+)
+from .model import FEATURE_NORMS, TEACHERS
 
 __all__ = ["TransferConfig"]
 
@@ -16,6 +25,8 @@ class TransferConfig(RunConfig):
 
     The optimisation defaults are the paper's for the transfer (§4.2): SGD, batch 32, weight
     decay 1e-4, Nesterov momentum 0.9, lr 0.1 divided by 10 every 30 epochs, 150 epochs.
+    ``feature_norm`` and ``head_warmup_steps`` are small-scale levers
+    (see :mod:`stc_ext.transfer.model`); their defaults are the paper's method.
     """
 
     videos: str | None = _f(
@@ -50,6 +61,21 @@ class TransferConfig(RunConfig):
     )
     embed_dim: int = _f(
         1024, "width of the student's and the teacher's fc features (1024)", group="model"
+    )
+    # Small-scale levers: how training starts (stc_ext/transfer/model.py); off = the paper.
+    feature_norm: str = _f(
+        "none",
+        "normalise each side's embed-dim feature before the concatenation (small-scale lever; "
+        "none: the paper's)",
+        FEATURE_NORMS,
+        group="model",
+    )
+    head_warmup_steps: int = _f(
+        0,
+        "small-scale lever: for the first N optimiser steps the teacher's features of the "
+        "clip's own frames stand in for the student's, so that the head learns to compare "
+        "before the student learns (the student does not run; 0: the paper's)",
+        group="optimisation",
     )
     # The paper's transfer schedule (§4.2), replacing the classification defaults.
     epochs: int = _f(150, _EPOCHS_HELP, group="optimisation")
@@ -87,3 +113,13 @@ class TransferConfig(RunConfig):
         if not 0 <= self.val_fraction < 1:
             raise ConfigError(f"must be in [0, 1), got {self.val_fraction}", field="val_fraction")
         _check_positive(self, "teacher_frames", "embed_dim")
+        _check_not_negative(self, "head_warmup_steps")
+
+    def correspondence_options(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`~stc_ext.transfer.CorrespondenceNet` beyond the
+        networks: the levers above, the warm-up counted in pairs (steps x batch size).
+        """
+        return {
+            "feature_norm": self.feature_norm,
+            "head_warmup_pairs": self.head_warmup_steps * self.batch_size,
+        }

@@ -99,7 +99,7 @@ class TransferTask:
 
     name = "transfer"
     accuracy_name = "pair acc"
-    model_fields = MODEL_FIELDS + ("teacher", "teacher_widths", "embed_dim")
+    model_fields = MODEL_FIELDS + ("teacher", "teacher_widths", "embed_dim", "feature_norm")
     schedule_fields = (
         "videos",
         "val_fraction",
@@ -194,7 +194,7 @@ class TransferTask:
             student = build_from_config(config_to_dict(cfg), cfg.embed_dim)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        model = CorrespondenceNet(student, teacher, cfg.embed_dim)
+        model = CorrespondenceNet(student, teacher, cfg.embed_dim, **cfg.correspondence_options())
         if checkpoint is not None:
             if checkpoint.get("teacher_sha256") != self.teacher_sha256:
                 raise ConfigError(
