@@ -25,14 +25,16 @@ from recipe_common import (
     add_placement_flag,
     add_selection_flag,
     base_parser,
+    finetune_dir,
     finetune_runs,
     int_list,
     kinetics_data_given,
     kinetics_run,
-    output_of,
-    report,
     run,
+    seed_top1,
+    seeds_note,
     selection_note,
+    top1_text,
 )
 
 
@@ -50,7 +52,11 @@ def plan(args) -> list[Command]:
 
 
 def parse(argv: list[str] | None = None):
-    parser = base_parser(__doc__.split("\n\n")[0])
+    parser = base_parser(
+        __doc__.split("\n\n")[0],
+        seeds="The Kinetics pre-training runs once (its config's seed); each seed fine-tunes "
+        "from it",
+    )
     add_selection_flag(parser)
     add_placement_flag(parser)
     add_kinetics_flags(parser)
@@ -78,11 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     commands = plan(args)
     run(commands, args.dry_run)
     if not args.dry_run:
-        result = report(output_of(commands[-1]))
+        values = seed_top1(args, finetune_dir(args, args.dataset, args.model, args.frames))
         print(
             f"\n{args.dataset} fine-tuned from Kinetics ({args.model}, {args.frames} frames): "
-            f"mean top-1 over splits {args.splits}: {100 * result['average']['top1']:.1f}%\n"
-            f"* {selection_note(args)}"
+            f"mean top-1 over splits {args.splits}: {top1_text(values)}\n"
+            + "\n".join(f"* {note}" for note in [selection_note(args), *seeds_note(args)])
         )
     return 0
 

@@ -12,6 +12,11 @@ validation list and reports on it (its test labels are not public), as the paper
 
 Run folders are named by what defines the run (model, frame count, dataset, split), so a
 run resumes only itself: ``train_run`` adds ``--resume`` when the folder holds a ``last.pt``.
+
+``--seeds 0,1,2`` trains every row once per seed (``stc train --seed S`` into the row's
+folder's ``seedS/``; :func:`seed_runs`), and the tables give mean ± sample std (n) over the
+seeds and the per-seed figures (:func:`seed_top1`, :func:`mean_std`). Without it a recipe
+makes one run per row with its config's seed, in the row's folder itself.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import argparse
 import json
 import math
 import shlex
+import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -30,8 +36,26 @@ CONFIGS = Path(__file__).resolve().parent / "configs"
 Command = list[str]
 
 
-def base_parser(description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
+class RecipeParser(argparse.ArgumentParser):
+    """The recipes' parser: checks ``--seeds`` against ``--extra`` once parsed."""
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed = super().parse_args(args, namespace)
+        seeds = getattr(parsed, "seeds", None)
+        if seeds is not None:
+            if not seeds:
+                self.error("--seeds: give at least one seed, e.g. 0,1,2")
+            if len(set(seeds)) != len(seeds):
+                self.error(f"--seeds: each seed once, got {','.join(map(str, seeds))}")
+            if "--seed" in shlex.split(parsed.extra):
+                self.error("--extra: leave --seed out when giving --seeds (each run gets its own)")
+        return parsed
+
+
+def base_parser(description: str, seeds: str | None = "") -> argparse.ArgumentParser:
+    """The options every recipe shares. ``seeds``: what ``--seeds`` leaves single-seed (a
+    sentence for its help), or None for a recipe without trained rows to repeat."""
+    parser = RecipeParser(description=description)
     parser.add_argument("--out", default="runs", help="folder for the runs (runs)")
     parser.add_argument(
         "--nproc",
@@ -50,6 +74,16 @@ def base_parser(description: str) -> argparse.ArgumentParser:
         default="",
         help="more `stc evaluate` flags for every evaluation, e.g. '--amp bf16 --workers 8'",
     )
+    if seeds is not None:
+        parser.add_argument(
+            "--seeds",
+            type=int_list,
+            default=None,
+            help="comma-separated seeds, e.g. 0,1,2: train every row once per seed "
+            "(`stc train --seed S`, run folders .../seedS/) and print mean ± sample std (n) "
+            "and the per-seed figures; default: one run per row with the config's seed, "
+            "in the row's folder" + (f". {seeds}" if seeds else ""),
+        )
     return parser
 
 
@@ -168,6 +202,16 @@ def evaluate_run(
     )
 
 
+def seed_runs(args: argparse.Namespace, run_dir: Path) -> list[tuple[list[str], Path]]:
+    """``(seed flags, folder)`` of each run of the row in ``run_dir``: with ``--seeds``,
+    ``(["--seed", "S"], run_dir/seedS)`` per seed; without, ``([], run_dir)`` (the config's
+    seed, the folder layout of single-seed recipes)."""
+    seeds = getattr(args, "seeds", None)
+    if seeds is None:
+        return [([], run_dir)]
+    return [(["--seed", str(seed)], run_dir / f"seed{seed}") for seed in seeds]
+
+
 def split_runs(
     args: argparse.Namespace,
     config: str,
@@ -175,31 +219,35 @@ def split_runs(
     splits: Sequence[int],
     *flags: str,
 ) -> list[Command]:
-    """One ``stc train`` per split into ``out/split<n>`` with ``flags`` (the dataset, model,
-    ...), selecting on ``--val-fraction`` of the training list, then ``stc evaluate`` of the
-    splits' ``best.pt`` on their test lists into ``out/eval.json`` (averaged over splits)."""
-    commands = [
-        train_run(
-            args,
-            config,
-            out / f"split{split}",
-            *flags,
-            "--split",
-            str(split),
-            "--val-fraction",
-            str(args.val_fraction),
+    """For each seed (:func:`seed_runs`: folder ``run`` = ``out`` or ``out/seedS``): one
+    ``stc train`` per split into ``run/split<n>`` with ``flags`` (the dataset, model, ...),
+    selecting on ``--val-fraction`` of the training list, then ``stc evaluate`` of the
+    splits' ``best.pt`` on their test lists into ``run/eval.json`` (averaged over splits)."""
+    commands = []
+    for seed_flags, run_dir in seed_runs(args, out):
+        commands += [
+            train_run(
+                args,
+                config,
+                run_dir / f"split{split}",
+                *flags,
+                "--split",
+                str(split),
+                "--val-fraction",
+                str(args.val_fraction),
+                *seed_flags,
+            )
+            for split in splits
+        ]
+        commands.append(
+            evaluate_run(
+                args,
+                run_dir / "split{split}" / "best.pt",
+                run_dir / "eval.json",
+                "--splits",
+                ",".join(map(str, splits)),
+            )
         )
-        for split in splits
-    ]
-    commands.append(
-        evaluate_run(
-            args,
-            out / "split{split}" / "best.pt",
-            out / "eval.json",
-            "--splits",
-            ",".join(map(str, splits)),
-        )
-    )
     return commands
 
 
@@ -228,7 +276,8 @@ def kinetics_run(
 ) -> tuple[Command, Path]:
     """Kinetics-400 from scratch (python/configs/kinetics.yaml) into
     ``OUT/kinetics/<run_name>`` (shared by the recipes that need it), selecting on the
-    official validation list; returns the command and the run folder."""
+    official validation list; returns the command and the run folder. One run with the
+    config's seed whatever ``--seeds`` says: every seed's fine-tunes start from it."""
     run_dir = Path(args.out) / "kinetics" / run_name(model, frames, placement)
     command = train_run(
         args,
@@ -247,6 +296,11 @@ def kinetics_run(
     return command, run_dir
 
 
+def finetune_dir(args: argparse.Namespace, dataset: str, model: str, frames: int) -> Path:
+    """``OUT/<dataset>_from_kinetics/<run_name>``: the folder of :func:`finetune_runs`."""
+    return Path(args.out) / f"{dataset}_from_kinetics" / run_name(model, frames, args.placement)
+
+
 def finetune_runs(
     args: argparse.Namespace,
     dataset: str,
@@ -258,12 +312,11 @@ def finetune_runs(
 ) -> list[Command]:
     """Fine-tune ``model`` from ``init`` (Kinetics weights) on each of ``args.splits`` of
     ``dataset`` (python/configs/finetune.yaml) into ``OUT/<dataset>_from_kinetics/<run_name>``
-    and evaluate the splits on their test lists (``eval.json`` there)."""
-    out = Path(args.out) / f"{dataset}_from_kinetics" / run_name(model, frames, args.placement)
+    (``.../seedS`` per seed) and evaluate the splits on their test lists (``eval.json``)."""
     return split_runs(
         args,
         "finetune.yaml",
-        out,
+        finetune_dir(args, dataset, model, frames),
         args.splits,
         "--dataset",
         dataset,
@@ -275,6 +328,42 @@ def finetune_runs(
         "--init",
         init,
     )
+
+
+def add_synthetic_target_flags(parser: argparse.ArgumentParser) -> None:
+    """The size of :func:`synthetic_target`'s dataset (defaults: the small-scale tables')."""
+    parser.add_argument("--classes", type=int, default=10, help="target classes (10)")
+    parser.add_argument(
+        "--videos-per-class", type=int, default=40, help="target videos per class (40)"
+    )
+
+
+def synthetic_target(args: argparse.Namespace, target: Path) -> list[Command]:
+    """``stc synth`` of the small-scale tables' labelled target dataset into ``target``
+    (``args.classes`` classes that differ only in motion, ``args.videos_per_class`` videos
+    each, 64 frames at 64 px, the generator's default seed, so every recipe writes the
+    same videos); nothing when ``target/splits`` exists already."""
+    if (target / "splits").is_dir():
+        return []
+    # 64 frames: at stride 2 exactly two non-overlapping 16-frame test clips, so none is
+    # loop-padded (a padded clip jumps back in time, which hides motion-defined classes).
+    return [
+        stc(
+            "synth",
+            "--out",
+            str(target),
+            "--classes",
+            str(args.classes),
+            "--videos-per-class",
+            str(args.videos_per_class),
+            "--frames",
+            "64",
+            "--size",
+            "64",
+            "--workers",
+            "2",
+        )
+    ]
 
 
 def stc_args(command: Command) -> list[str]:
@@ -298,9 +387,70 @@ def report(path: str | Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def seed_reports(args: argparse.Namespace, run_dir: Path, name: str = "eval.json") -> list[dict]:
+    """The evaluation report ``name`` of each of the row's runs (:func:`seed_runs`), in the
+    order of ``--seeds``."""
+    return [report(folder / name) for _, folder in seed_runs(args, run_dir)]
+
+
+def seed_top1(
+    args: argparse.Namespace, run_dir: Path, name: str = "eval.json", metric: str = "top1"
+) -> list[float]:
+    """The row's per-seed figure (``average`` ``metric`` of its reports, in [0, 1]), one
+    per seed in the order of ``--seeds`` (one value without ``--seeds``)."""
+    return [r["average"][metric] for r in seed_reports(args, run_dir, name)]
+
+
 def pct(value: float | None) -> str:
     """A fraction as a percentage ("-" when absent)."""
     return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}"
+
+
+def mean_std(values: Sequence[float]) -> str:
+    """Fractions as "mean ± sample std (n=N)" in %; one value as :func:`pct` alone."""
+    if len(values) == 1:
+        return pct(values[0])
+    return (
+        f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f} "
+        f"(n={len(values)})"
+    )
+
+
+def per_seed(values: Sequence[float]) -> str:
+    """The per-seed figures in %, in seed order: "61.0 / 58.0 / 64.0"."""
+    return " / ".join(pct(v) for v in values)
+
+
+def top1_text(values: Sequence[float]) -> str:
+    """Per-seed fractions for a sentence: "61.3%", or with several seeds
+    "61.3 ± 2.1 (n=3) % (per seed 60.0 / 62.0 / 61.9)"."""
+    if len(values) == 1:
+        return f"{pct(values[0])}%"
+    return f"{mean_std(values)} % (per seed {per_seed(values)})"
+
+
+def ours_header(args: argparse.Namespace, label: str) -> list[str]:
+    """The header of :func:`ours_cells`: "LABEL % (ours)" (and "LABEL per seed")."""
+    with_seeds = getattr(args, "seeds", None) is not None
+    return [f"{label} % (ours)"] + ([f"{label} per seed"] if with_seeds else [])
+
+
+def ours_cells(args: argparse.Namespace, values: Sequence[float]) -> list[str]:
+    """A row's cells for its per-seed figures: :func:`mean_std` (and, with ``--seeds``,
+    :func:`per_seed`)."""
+    with_seeds = getattr(args, "seeds", None) is not None
+    return [mean_std(values)] + ([per_seed(values)] if with_seeds else [])
+
+
+def seeds_note(args: argparse.Namespace) -> list[str]:
+    """The note that goes under a table of ``--seeds`` runs (none without it)."""
+    seeds = getattr(args, "seeds", None)
+    if seeds is None:
+        return []
+    return [
+        f"seeds {','.join(map(str, seeds))}: mean ± sample std over the seeds (n runs), "
+        "and each seed's figure in that order"
+    ]
 
 
 def selection_note(args: argparse.Namespace) -> str:
@@ -327,13 +477,39 @@ def paper_pct(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.1f}"
 
 
+Ours = float | Sequence[float] | None
+
+
+def _as_list(ours: Ours) -> list[float]:
+    if ours is None:
+        return []
+    return [float(ours)] if isinstance(ours, int | float) else list(ours)
+
+
 def print_comparison(
-    title: str, rows: Sequence[tuple[str, float | None, float | None]], notes: Sequence[str] = ()
+    title: str, rows: Sequence[tuple[str, Ours, float | None]], notes: Sequence[str] = ()
 ) -> None:
-    """``rows``: (setting, our top-1 in [0, 1] or None, the paper's top-1 in % or None)."""
+    """``rows``: (setting, our top-1 in [0, 1] (a float, None, or the per-seed list of
+    :func:`seed_top1`), the paper's top-1 in % or None). When a row has several seeds, ours
+    is "mean ± std (n)" and a column gives the per-seed figures."""
+    ours_lists = [_as_list(ours) for _, ours, _ in rows]
+    if all(len(values) <= 1 for values in ours_lists):
+        print_table(
+            title,
+            ["setting", "top-1 % (ours)", "top-1 % (paper)"],
+            [
+                (name, pct(values[0] if values else None), paper_pct(paper))
+                for (name, _, paper), values in zip(rows, ours_lists, strict=True)
+            ],
+            notes,
+        )
+        return
     print_table(
         title,
-        ["setting", "top-1 % (ours)", "top-1 % (paper)"],
-        [(name, pct(ours), paper_pct(paper)) for name, ours, paper in rows],
+        ["setting", "top-1 % (ours, mean ± std)", "per seed", "top-1 % (paper)"],
+        [
+            (name, mean_std(values) if values else "-", per_seed(values), paper_pct(paper))
+            for (name, _, paper), values in zip(rows, ours_lists, strict=True)
+        ],
         notes,
     )

@@ -19,8 +19,9 @@ from recipe_common import (
     base_parser,
     int_list,
     print_comparison,
-    report,
     run,
+    seed_top1,
+    seeds_note,
     selection_note,
     ucf101_split1_runs,
 )
@@ -57,14 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         print_comparison(
             f"Table 6 (UCF101 split 1, from scratch, {args.model})",
             [
-                (
-                    f"stride {s}",
-                    report(out / f"stride{s}" / "eval.json")["average"]["top1"],
-                    PAPER.get(s),
-                )
+                (f"stride {s}", seed_top1(args, out / f"stride{s}"), PAPER.get(s))
                 for s in args.strides
             ],
-            [selection_note(args)],
+            [selection_note(args), *seeds_note(args)],
         )
     return 0
 

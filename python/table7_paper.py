@@ -21,6 +21,9 @@ YouTube-8M videos). Steps, each a plain `stc` command:
    differs; best.pt is chosen on --val-fraction of each training list;
 4. ``stc evaluate`` on the test lists, averaged over the splits.
 
+With ``--seeds`` step 3 runs once per seed (``.../seedS``); the inflation and the transfers
+run once and every seed's fine-tuning starts from them.
+
 The paper's Baseline rows (88.9/61.7 and 90.1/62.6) equal its Kinetics-pretrained figures
 (Table 9's 3D ResNet 101, Table 4's STC-ResNet101 at 16 frames), although its text calls the
 baseline "trained from scratch using random initialization"; the printed table says so
@@ -41,12 +44,14 @@ from recipe_common import (
     int_list,
     model_flags,
     name_list,
+    ours_cells,
+    ours_header,
     paper_pct,
-    pct,
     print_table,
-    report,
     run,
     run_name,
+    seed_top1,
+    seeds_note,
     selection_note,
     split_runs,
     stc,
@@ -173,7 +178,10 @@ def plan(args) -> list[Command]:
 
 
 def parse(argv: list[str] | None = None):
-    parser = base_parser(__doc__.split("\n\n")[0])
+    parser = base_parser(
+        __doc__.split("\n\n")[0],
+        seeds="The inflation and the 2D->3D transfers run once; each seed fine-tunes from them",
+    )
     add_selection_flag(parser)
     add_placement_flag(parser)
     parser.add_argument(
@@ -235,15 +243,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     header = ["3D CNN"]
     for dataset in args.datasets:
-        header += [f"{dataset} % (ours)", f"{dataset} % (paper)"]
+        header += [*ours_header(args, dataset), f"{dataset} % (paper)"]
     rows = []
     for net, net_name in NETS.items():
         for init in _inits(args):
             row = [f"{net_name}-{INITS[init]}"]
             for dataset in args.datasets:
-                result = report(_row_dir(args, dataset, net, init) / "eval.json")
+                values = seed_top1(args, _row_dir(args, dataset, net, init))
                 paper = PAPER.get((net, init), (None, None))[DATASETS.index(dataset)]
-                row += [pct(result["average"]["top1"]), paper_pct(paper)]
+                row += [*ours_cells(args, values), paper_pct(paper)]
             rows.append(row)
     print_table(
         f"Table 7 (depth {args.depth}, {args.frames} frames, splits "
@@ -261,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             "net); here every layer but the fresh STC blocks is inflated",
             f"every row is trained with python/configs/{args.config}; only --init differs",
             selection_note(args),
+            *seeds_note(args),
         ],
     )
     return 0

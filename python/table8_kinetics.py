@@ -15,6 +15,9 @@ OUT/table8/<model>_f<frames>/eval_val.json.
 Kinetics' test labels are not public, so, as in the paper, the validation list both chooses
 best.pt (and drives the plateau schedule) and is reported on: the figures carry that
 selection's optimism, and the printed table says so.
+
+No ``--seeds`` here: the Kinetics runs are single-seed (the recipes share one per model and
+clip length), and the evaluation is deterministic.
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ def plan(args) -> list[Command]:
 
 
 def parse(argv: list[str] | None = None):
-    parser = base_parser(__doc__.split("\n\n")[0])
+    parser = base_parser(__doc__.split("\n\n")[0], seeds=None)
     add_placement_flag(parser)
     add_kinetics_flags(parser)
     parser.add_argument(

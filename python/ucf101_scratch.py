@@ -20,13 +20,15 @@ from recipe_common import (
     add_selection_flag,
     base_parser,
     int_list,
-    output_of,
     print_comparison,
-    report,
     run,
     run_name,
+    seed_reports,
+    seed_top1,
+    seeds_note,
     selection_note,
     split_runs,
+    top1_text,
 )
 
 PAPER_TABLE3 = {
@@ -37,12 +39,15 @@ PAPER_TABLE3 = {
 }
 
 
+def _out(args) -> Path:
+    return Path(args.out) / f"{args.dataset}_scratch_{run_name(args.model, args.frames)}"
+
+
 def plan(args) -> list[Command]:
-    out = Path(args.out) / f"{args.dataset}_scratch_{run_name(args.model, args.frames)}"
     return split_runs(
         args,
         "ucf101_scratch.yaml",
-        out,
+        _out(args),
         args.splits,
         "--dataset",
         args.dataset,
@@ -76,20 +81,20 @@ def main(argv: list[str] | None = None) -> int:
     commands = plan(args)
     run(commands, args.dry_run)
     if not args.dry_run:
-        result = report(output_of(commands[-1]))
         paper = PAPER_TABLE3.get(args.model)
-        split1 = [s for s in result["splits"] if s["split"] == 1]
+        reports = seed_reports(args, _out(args))
+        split1 = [s["top1"] for r in reports for s in r["splits"] if s["split"] == 1]
         if paper is not None and args.dataset == "ucf101" and args.frames == 16 and split1:
             print_comparison(
                 "Table 3 (UCF101 split 1, from scratch)",
-                [(args.model, split1[0]["top1"], paper)],
-                [selection_note(args)],
+                [(args.model, split1, paper)],
+                [selection_note(args), *seeds_note(args)],
             )
         else:
             print(
                 f"\n{args.dataset} from scratch, {args.model}, {args.frames} frames: mean top-1 "
-                f"over splits {args.splits}: {100 * result['average']['top1']:.1f}%\n"
-                f"* {selection_note(args)}"
+                f"over splits {args.splits}: {top1_text(seed_top1(args, _out(args)))}\n"
+                + "\n".join(f"* {note}" for note in [selection_note(args), *seeds_note(args)])
             )
     return 0
 

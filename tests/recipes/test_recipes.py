@@ -5,7 +5,9 @@ what defines the run, print them with --dry-run, and their config files resolve.
 from __future__ import annotations
 
 import importlib
+import json
 import shlex
+import statistics
 from pathlib import Path
 
 import pytest
@@ -255,26 +257,218 @@ def test_table7_rows_differ_only_in_their_initialisation(tmp_path):
 DRY_RUNS = {
     "ucf101_scratch": DATA,
     "table5_branches": DATA,
+    "table5_branches --synthetic": ["--synthetic", "--seeds", "0,1"],
     "table6_stride": DATA,
     "finetune_from_kinetics": [*DATA, *KINETICS],
     "table4_frames": [*KINETICS, *BOTH],
     "table8_kinetics": KINETICS,
     "table7_paper": [*BOTH, "--teacher-weights", "t.pth", "--videos", "u"],
     "table7_transfer": [],
+    "table7_transfer --seeds": ["--seeds", "0,1"],
 }
 
 
-@pytest.mark.parametrize("name", sorted(DRY_RUNS))
-def test_dry_run_prints_the_exact_commands_and_runs_nothing(name, tmp_path, capsys):
-    recipe = importlib.import_module(name)
+@pytest.mark.parametrize("case", sorted(DRY_RUNS))
+def test_dry_run_prints_the_exact_commands_and_runs_nothing(case, tmp_path, capsys):
+    recipe = importlib.import_module(case.split()[0])
     out = tmp_path / "runs"
-    assert recipe.main([*DRY_RUNS[name], "--out", str(out), "--dry-run"]) == 0
+    assert recipe.main([*DRY_RUNS[case], "--out", str(out), "--dry-run"]) == 0
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("+ ")]
     assert printed and all(" -m stc_ext " in line for line in printed)
     assert not out.exists()  # nothing was run or written
     if hasattr(recipe, "plan") and hasattr(recipe, "parse"):
-        planned = recipe.plan(recipe.parse([*DRY_RUNS[name], "--out", str(out)]))
+        planned = recipe.plan(recipe.parse([*DRY_RUNS[case], "--out", str(out)]))
         assert printed == ["+ " + shlex.join(c) for c in planned]
+
+
+#: Recipes with parse() and trained rows, and their arguments.
+SEEDED = {
+    "ucf101_scratch": [*DATA, "--splits", "1,2"],
+    "table5_branches": DATA,
+    "table5_branches --synthetic": ["--synthetic"],
+    "table6_stride": DATA,
+    "finetune_from_kinetics": [*DATA, *KINETICS],
+    "table4_frames": [*KINETICS, *BOTH, "--frames", "16"],
+    "table7_paper": [*BOTH, "--teacher-weights", "t.pth", "--videos", "u", "--splits", "1"],
+}
+
+
+def _train_flags(commands) -> list[list[str]]:
+    from recipe_common import stc_args
+
+    return [stc_args(c) for c in commands if stc_args(c)[0] == "train"]
+
+
+@pytest.mark.parametrize("case", sorted(SEEDED))
+def test_seeds_repeat_every_fine_tune_per_seed_and_nothing_else(case, tmp_path):
+    recipe = importlib.import_module(case.split()[0])
+    argv = [*SEEDED[case], "--out", str(tmp_path)]
+    single = recipe.plan(recipe.parse(argv))
+    seeded = recipe.plan(recipe.parse([*argv, "--seeds", "3,0"]))
+    # Without --seeds: no --seed flag and no seed folder (today's plan, so old runs resume).
+    assert not any("--seed" in flags for flags in _train_flags(single))
+    assert not any("seed" in Path(f).name for c in single for f in c if str(tmp_path) in f)
+    single_configs, seeded_configs = _check(single), _check(seeded)
+    _assert_protocol(seeded_configs)
+    rows = [c for c in _of(single_configs, TrainConfig) if c.dataset != "kinetics"]
+    shared = [c for c in single_configs if not isinstance(c, TrainConfig | EvalConfig)]
+    shared += [c for c in _of(single_configs, TrainConfig) if c.dataset == "kinetics"]
+    fine = [c for c in _of(seeded_configs, TrainConfig) if c.dataset != "kinetics"]
+    # Each row once per seed, into <row folder>/seed<S>/..., with --seed S; its settings
+    # otherwise those of the single-seed row.
+    assert len(fine) == 2 * len(rows)
+    for row in rows:
+        row_dir = Path(row.out_dir)  # <row folder>/split<n>
+        expected = {str(row_dir.parent / f"seed{s}" / row_dir.name): s for s in (3, 0)}
+        mine = [c for c in fine if c.out_dir in expected]
+        assert sorted(c.seed for c in mine) == [0, 3]
+        for c in mine:
+            assert expected[c.out_dir] == c.seed
+            assert {**vars(c), "seed": 0, "out_dir": ""} == {**vars(row), "out_dir": ""}
+    # Kinetics pre-training, synthesis, teachers, inflation and transfers: once, unchanged.
+    seeded_shared = [c for c in seeded_configs if not isinstance(c, TrainConfig | EvalConfig)]
+    seeded_shared += [c for c in _of(seeded_configs, TrainConfig) if c.dataset == "kinetics"]
+    assert len(seeded_shared) == len(shared)
+    assert all(
+        vars(a) == vars(b)
+        for a, b in zip(sorted(shared, key=repr), sorted(seeded_shared, key=repr), strict=True)
+    )
+    # Each seed is evaluated on its own runs, into its own report.
+    evals = _of(seeded_configs, EvalConfig)
+    assert len(evals) == 2 * len(_of(single_configs, EvalConfig))
+    for ev in evals:
+        seed_dir = Path(ev.checkpoint).parent.parent
+        assert seed_dir.name in ("seed0", "seed3") and Path(ev.out).parent == seed_dir
+
+
+def test_table7_seeds_share_teacher_inflation_and_transfers(tmp_path):
+    recipe = importlib.import_module("table7_transfer")
+    single = recipe.plan(_table7_args(recipe, ["--out", str(tmp_path)]))
+    configs = _check(
+        recipe.plan(_table7_args(recipe, ["--out", str(tmp_path), "--seeds", "0,1,2"]))
+    )
+    _assert_protocol(configs)
+    names = [c.command for c in configs if not hasattr(c, "out_dir") and hasattr(c, "command")]
+    assert names == ["synth", "synth", "teacher", "inflate"]
+    assert len(_of(configs, TransferConfig)) == 2
+    rows = _of(configs, TrainConfig)
+    assert len(rows) == 5 * 3 == 3 * len(_of(_check(single), TrainConfig))
+    for name in recipe.ROWS:
+        mine = [r for r in rows if Path(r.out_dir).parent.name == name[0]]
+        assert [(Path(r.out_dir).name, r.seed) for r in mine] == [
+            ("seed0", 0), ("seed1", 1), ("seed2", 2),
+        ]  # fmt: skip
+        assert len({r.init for r in mine}) == 1  # every seed from the same file
+    evals = [c for c in configs if isinstance(c, EvalConfig)]
+    assert [Path(e.out).parent for e in evals] == [Path(r.out_dir) for r in rows]
+
+
+def _table7_args(recipe, argv: list[str]):
+    """table7_transfer's arguments (its parser lives in main): the shared ones parsed, its
+    own at their defaults."""
+    args = recipe.base_parser("").parse_args(argv)
+    args.teacher_weights, args.depth, args.widths = None, 18, "16,32,64,128"
+    args.classes, args.videos_per_class, args.unlabeled_per_class = 10, 40, 10
+    return args
+
+
+def test_table5_synthetic_rows_have_table7s_data_and_budget(tmp_path):
+    table5 = importlib.import_module("table5_branches")
+    configs = _check(table5.plan(table5.parse(["--synthetic", "--out", str(tmp_path)])))
+    _assert_protocol(configs)
+    (synth,) = [c for c in configs if getattr(c, "command", None) == "synth"]
+    rows = _of(configs, TrainConfig)
+    assert [(r.model, r.branches) for r in rows] == [
+        ("resnet3d_18", "stc"),  # the plain net (branches is unused there)
+        ("stc_resnet3d_18", "scb"),
+        ("stc_resnet3d_18", "tcb"),
+        ("stc_resnet3d_18", "stc"),
+    ]
+    assert all(r.root == synth.out and r.dataset == "synthetic" for r in rows)
+    # Table 7's target data: the same synth flags but the folder.
+    table7 = importlib.import_module("table7_transfer")
+    configs7 = _check(table7.plan(_table7_args(table7, ["--out", str(tmp_path)])))
+    synth7 = [c for c in configs7 if getattr(c, "command", None) == "synth"][0]
+    assert {**vars(synth), "out": ""} == {**vars(synth7), "out": ""}
+    # Table 7's Baseline budget for every row: only the model, branches and folder differ.
+    baseline = _of(configs7, TrainConfig)[0]
+    varying = {"model", "branches", "out_dir", "root", "init"}
+    for r in rows:
+        assert {k: v for k, v in vars(r).items() if k not in varying} == {
+            k: v for k, v in vars(baseline).items() if k not in varying
+        }
+    assert all(r.widths == [16, 32, 64, 128] and r.val_fraction == 0.1 for r in rows)
+    with pytest.raises(SystemExit):
+        table5.parse([*DATA, "--synthetic"])  # synthetic writes its own data
+    with pytest.raises(SystemExit):
+        table5.parse([])  # neither UCF101 nor --synthetic
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--seeds", "0,0"],  # two runs into one folder
+        ["--seeds", ","],  # no seed
+        ["--seeds", "0,1", "--extra", "--threads 1 --seed 4"],  # --extra would override
+        ["--seeds", "a"],
+    ],
+)
+def test_seeds_refuses_what_it_cannot_honour(argv, capsys):
+    recipe = importlib.import_module("table6_stride")
+    with pytest.raises(SystemExit):
+        recipe.parse([*DATA, *argv])
+    err = capsys.readouterr().err
+    assert "--seeds" in err or "--extra" in err
+
+
+def test_table8_has_no_seeds(capsys):
+    recipe = importlib.import_module("table8_kinetics")
+    with pytest.raises(SystemExit):
+        recipe.parse([*KINETICS, "--seeds", "0,1"])
+    assert "--seeds" in capsys.readouterr().err
+
+
+def test_seed_top1_reads_each_seeds_report_in_order(tmp_path):
+    from recipe_common import base_parser, seed_top1
+
+    for seed, top1 in ((2, 0.25), (0, 0.75)):
+        (tmp_path / f"seed{seed}").mkdir()
+        (tmp_path / f"seed{seed}" / "eval.json").write_text(
+            json.dumps({"average": {"top1": top1, "top5": 1.0}})
+        )
+    (tmp_path / "eval.json").write_text(json.dumps({"average": {"top1": 0.5}}))
+    parser = base_parser("")
+    assert seed_top1(parser.parse_args(["--seeds", "2,0"]), tmp_path) == [0.25, 0.75]
+    assert seed_top1(parser.parse_args(["--seeds", "0"]), tmp_path, metric="top5") == [1.0]
+    assert seed_top1(parser.parse_args([]), tmp_path) == [0.5]  # no --seeds: the row's own
+    with pytest.raises(FileNotFoundError):
+        seed_top1(parser.parse_args(["--seeds", "0,1"]), tmp_path)  # seed 1 never ran
+
+
+def test_mean_std_is_the_sample_spread_in_percent():
+    from recipe_common import mean_std, per_seed
+
+    values = [0.61, 0.58, 0.70]
+    mean, std = statistics.mean(values), statistics.stdev(values)
+    assert mean_std(values) == f"{100 * mean:.1f} ± {100 * std:.1f} (n=3)" == "63.0 ± 6.2 (n=3)"
+    assert mean_std([0.5, 0.5]) == "50.0 ± 0.0 (n=2)"
+    assert mean_std([0.613]) == "61.3"  # one run: the figure alone
+    assert per_seed(values) == "61.0 / 58.0 / 70.0"
+
+
+def test_print_comparison_takes_per_seed_lists(capsys):
+    from recipe_common import print_comparison
+
+    print_comparison("T", [("a", 0.5, 47.9), ("b", None, None)])
+    single = capsys.readouterr().out
+    assert "top-1 % (ours)" in single and "per seed" not in single and "50.0" in single
+    print_comparison("T", [("a", [0.5], 47.9), ("b", [], None)])
+    assert capsys.readouterr().out == single  # one seed: today's table
+    print_comparison("T", [("a", [0.5, 0.7], 47.9), ("b", [0.4, 0.4, 0.4], None)])
+    lines = capsys.readouterr().out.splitlines()
+    text = "\n".join(lines)
+    assert "per seed" in text and "60.0 ± 14.1 (n=2)" in text and "50.0 / 70.0" in text
+    assert "40.0 ± 0.0 (n=3)" in text and "40.0 / 40.0 / 40.0" in text and "47.9" in text
 
 
 def test_param_table_counts_the_built_models(capsys):
