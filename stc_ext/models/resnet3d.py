@@ -306,7 +306,26 @@ class Bottleneck3D(_ResidualBlock):
         return self.bn3(self.conv3(out))
 
 
-class ResNet3D(nn.Module):
+class _ClipInput:
+    """The input check every video network here shares (``self.frames`` is its clip length)."""
+
+    frames: int
+
+    def _check_input(self, x: Tensor) -> None:
+        if x.dim() != 5:
+            raise ValueError(
+                f"{type(self).__name__}: input must be 5-D (N, C, T, H, W), got shape "
+                f"{tuple(x.shape)}"
+            )
+        if x.shape[2] != self.frames:
+            raise ValueError(
+                f"{type(self).__name__}: the model was built for frames={self.frames}, got a "
+                f"clip of shape {tuple(x.shape)} with T={x.shape[2]} (dim 2); build it with "
+                f"frames={x.shape[2]} or resample the clip"
+            )
+
+
+class ResNet3D(_ClipInput, nn.Module):
     """3D ResNet / ResNeXt for clips of shape (N, in_channels, frames, H, W).
 
     Args:
@@ -443,19 +462,6 @@ class ResNet3D(nn.Module):
             (c, t, s, s)
             for c, t, s in zip(self.stage_channels, self.stage_frames, sides, strict=True)
         ]
-
-    def _check_input(self, x: Tensor) -> None:
-        if x.dim() != 5:
-            raise ValueError(
-                f"{type(self).__name__}: input must be 5-D (N, C, T, H, W), got shape "
-                f"{tuple(x.shape)}"
-            )
-        if x.shape[2] != self.frames:
-            raise ValueError(
-                f"{type(self).__name__}: the model was built for frames={self.frames}, got a "
-                f"clip of shape {tuple(x.shape)} with T={x.shape[2]} (dim 2); build it with "
-                f"frames={x.shape[2]} or resample the clip"
-            )
 
     def forward_features(self, x: Tensor) -> Tensor:
         """(N, C_in, frames, H, W) -> (N, feature_dim) globally pooled last-stage features."""

@@ -54,6 +54,7 @@ from .resnet3d import (
     RESNET_WIDTHS,
     STAGE_STRIDES,
     STCConfig,
+    _ClipInput,
     _ResidualBlock,
     conv_output_size,
     has_stc,
@@ -168,7 +169,7 @@ def video_stage_spatial_sizes(size: int) -> tuple[int, ...]:
     return tuple(sizes)
 
 
-class VideoResNet(nn.Module):
+class VideoResNet(_ClipInput, nn.Module):
     """R3D / MC3 / R(2+1)D for clips of shape (N, in_channels, frames, H, W).
 
     Args:
@@ -282,18 +283,6 @@ class VideoResNet(nn.Module):
             (c, t, s, s)
             for c, t, s in zip(self.stage_channels, self.stage_frames, sides, strict=True)
         ]
-
-    def _check_input(self, x: Tensor) -> None:
-        if x.dim() != 5:
-            raise ValueError(
-                f"VideoResNet: input must be 5-D (N, C, T, H, W), got shape {tuple(x.shape)}"
-            )
-        if x.shape[2] != self.frames:
-            raise ValueError(
-                f"VideoResNet: the model was built for frames={self.frames}, got a clip of "
-                f"shape {tuple(x.shape)} with T={x.shape[2]} (dim 2); build it with "
-                f"frames={x.shape[2]} or resample the clip"
-            )
 
     def forward_features(self, x: Tensor) -> Tensor:
         """(N, C_in, frames, H, W) -> (N, feature_dim) globally pooled last-stage features."""
