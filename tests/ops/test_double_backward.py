@@ -1,5 +1,5 @@
 """Double backward (``create_graph=True``, then a second grad) through the STC op: every
-backend, float64, small odd shapes, both forms, both layouts (issue 14 item 4)."""
+backend, float64, small odd shapes, both forms, both layouts."""
 
 import pytest
 import torch

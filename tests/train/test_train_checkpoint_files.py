@@ -1,5 +1,5 @@
 """Every command reads weights through one loader that names the file and says what it is
-instead; no traceback (issue 14 item 5)."""
+instead; no traceback."""
 
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ def _two_split_checkpoints(run_dir, tmp_path):
 
 
 def test_a_split_that_fails_is_never_reported_as_a_success(finished_run, tiny_data, tmp_path):
-    """`evaluate --splits 1,2` where split 2's videos cannot be decoded (issue 14 item 7)."""
+    """`evaluate --splits 1,2` where split 2's videos cannot be decoded."""
     run_dir, _ = finished_run
     data = shutil.copytree(tiny_data, tmp_path / "data")
     broken = data / "videos" / "MoveUp" / "broken.mp4"

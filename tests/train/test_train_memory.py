@@ -1,5 +1,5 @@
 """The memory a configuration needs is estimated before training and compared with what the
-machine has (issue 14 item 8)."""
+machine has."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def test_available_memory_of_this_machine():
 @pytest.mark.slow  # builds STC-ResNet-101
 def test_the_papers_defaults_need_more_than_a_laptop_has():
     # STC-ResNet-101, 16 x 112 x 112 clips, batch 128 in one pass: the configuration that
-    # was killed at 22 GB on a laptop-class machine (issue 14).
+    # was killed at 22 GB on a laptop-class machine.
     model = build_from_config({"model": "stc_resnet3d_101", "frames": 16, "size": 112}, 101)
     estimate = estimate_training_memory(
         model.train(), [torch.empty(128, 3, 16, 112, 112, device="meta")]

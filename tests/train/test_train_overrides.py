@@ -1,5 +1,5 @@
 """A resume applies the settings it is given, records them, and extends each schedule
-sensibly (issue 14 item 3)."""
+sensibly."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Checkpoints hold absolute paths: evaluate and resume work from any directory, and moved
-data is named with the way to point at it (issue 14 item 6)."""
+data is named with the way to point at it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Undecodable videos are counted, named and limited; a run never trains on nothing or on a
-non-finite loss (issue 14 item 1).
+non-finite loss.
 
 The broken files are real: a zero-byte .mp4, an .mp4 cut in half and a text file renamed
 .avi, among good synthetic videos.

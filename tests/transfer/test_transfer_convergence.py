@@ -1,7 +1,7 @@
 """The correspondence task learns: a few dozen optimiser steps of the transfer (the trainer,
 the pairs from decoded videos, the network, the small-scale levers the Table 7 recipe uses)
 drive the training pair accuracy well above chance, and the same run on shuffled pair labels
-stays at chance. The check that the transfer at small scale was missing (issue 17)."""
+stays at chance. The check that the transfer at small scale was missing."""
 
 from __future__ import annotations
 
