@@ -1,5 +1,5 @@
 """One run per run folder: a second run into it is refused, a dead run's lock is taken over
-(issue 14 item 2). The DDP case (rank 0 holds the lock) is in test_train_ddp.py."""
+(a lock left by a dead process). The DDP case (rank 0 holds the lock) is in test_train_ddp.py."""
 
 from __future__ import annotations
 
