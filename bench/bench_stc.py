@@ -147,7 +147,7 @@ def _flag(ok: bool) -> str:
 def summary_table(results: list[Result]) -> str:
     """Markdown: per stage, dtype, form and mode the times, the first kernel backend's
     ratios (speed-up over compiled and eager) and bandwidth, and the copy bandwidths.
-    Floors (issue 19): >= 1.2x compiled, >= 1x eager everywhere; >= 50% of the
+    Floors (the project's CPU goals): >= 1.2x compiled, >= 1x eager everywhere; >= 50% of the
     preallocated copy's GB/s at the first two stages."""
     kernel = next((i for i in implementations() if i not in ("eager", "compiled")), None)
     lines = [

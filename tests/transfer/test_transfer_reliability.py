@@ -1,4 +1,4 @@
-"""`stc transfer` shares the engine's safeguards (issue 14): one run per folder, undecodable
+"""`stc transfer` shares the engine's safeguards: one run per folder, undecodable
 videos counted per video and listed."""
 
 from __future__ import annotations
