@@ -30,6 +30,7 @@ def _extract(videos, checkpoint, out, **kw):
     return extract(videos, checkpoint, out, workers=0, device="cpu", **kw)
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 def test_pool_features_equal_the_networks_on_the_test_clips(tmp_path):
     run = tiny_run()
     videos = sorted(run.root.glob("videos/*/*.mp4"))

@@ -54,6 +54,7 @@ def test_info_command_prints_the_report(capsys):
     assert "torch" in out and "backends:" in out and "auto picks:" in out
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 def test_check_passes_on_every_available_backend(capsys):
     assert cli.main(["info", "--check", "--device", "cpu"]) == 0
     out = capsys.readouterr().out

@@ -74,6 +74,7 @@ def _spy_seeks(reader: VideoFileReader) -> list[tuple[int, bool]]:
     return calls
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 @pytest.mark.parametrize("known_length", [False, True], ids=["cold", "warm"])
 @pytest.mark.parametrize("name", sorted(SEEKABLE))
 def test_seeked_clips_equal_a_full_decode_frame_by_frame(tmp_path, caplog, name, known_length):

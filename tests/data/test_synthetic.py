@@ -135,6 +135,7 @@ def test_each_class_played_backwards_is_its_mirror_class(name):
         assert np.abs(forward.astype(int) - still.astype(int)).max() > 100
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 def test_frames_carry_no_class_information():
     """Per frame, the actor's position, size, angle and hue follow the same distribution in
     every class (two-sample Kolmogorov-Smirnov distance to the pooled frames)."""
@@ -169,6 +170,7 @@ def _frame_features(frames: np.ndarray) -> np.ndarray:
     )
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 @pytest.mark.parametrize("varied", [False, True], ids=["same-look", "varied-look"])
 def test_per_class_single_frame_statistics_nearly_identical(varied):
     """The issue's check on pixels: averaged over the same scenes, each class's single-frame

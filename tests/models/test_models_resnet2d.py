@@ -30,6 +30,7 @@ def test_keys_shapes_and_counts_match_torchvision(depth):
     assert sum(p.numel() for p in model.parameters()) == TORCHVISION_PARAMS[depth]
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 @pytest.mark.parametrize(("depth", "wrap"), [(50, "plain"), (18, "module_prefix"), (18, "nested")])
 def test_torchvision_keyed_file_loads(tmp_path, depth, wrap):
     state = random_state_dict(

@@ -66,6 +66,7 @@ def test_registry_lists_the_model_names():
 RESNET3D_NAMES = [n for n in list_models() if "resnet3d_" in n or "resnext3d_" in n]
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 @pytest.mark.parametrize("frames", [16, 32, 64])
 @pytest.mark.parametrize("name", RESNET3D_NAMES)
 def test_output_and_stage_shapes_at_112(name, frames):
@@ -91,6 +92,7 @@ def test_output_and_stage_shapes_at_112(name, frames):
         assert block.channels == model.stage_channels[stage]
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 @pytest.mark.parametrize("backend", [b for b in BACKENDS if b != SWEEP_BACKEND])
 @pytest.mark.parametrize("name", [n for n in list_models() if n.startswith("stc_")])
 def test_every_stc_model_runs_with_every_backend(name, backend):

@@ -38,6 +38,7 @@ def _run_gradgradcheck(backend, device, branches, residual, channels_last, fast_
     )
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 @pytest.mark.parametrize("channels_last", [False, True], ids=["ncthw", "cl3d"])
 @pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
 @pytest.mark.parametrize("branches", ["stc", "tcb", "scb"])

@@ -60,6 +60,7 @@ def test_gradcheck(device, residual, channels_last, branches):
     assert torch.autograd.gradcheck(fn, (x, identity, *weights), eps=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
 @pytest.mark.parametrize("channels_last", [False, True], ids=["ncthw", "cl3d"])
@@ -70,6 +71,7 @@ def test_opcheck_stc(device, dtype, residual, channels_last):
     torch.library.opcheck(torch.ops.stc_ext.stc.default, _op_args(block, x, identity, device))
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("channels_last", [False, True], ids=["ncthw", "cl3d"])
 def test_opcheck_kernels(device, dtype, channels_last):

@@ -136,6 +136,7 @@ def test_split_plan(monkeypatch):
 # --- determinism and rounding --------------------------------------------------------------
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 @needs_backend
 @pytest.mark.parametrize("deterministic", [False, True], ids=["default", "deterministic"])
 def test_sums_are_bitwise_reproducible(device, forced_split, deterministic):
@@ -203,6 +204,7 @@ def test_ops_accept_mixed_layouts(device, poisoned_outputs):
         torch.testing.assert_close(d_identity, da)
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 @needs_backend
 @pytest.mark.parametrize("channels_last", [False, True], ids=["ncthw", "cl3d"])
 def test_opcheck_kernels(device, channels_last):

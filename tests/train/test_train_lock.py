@@ -48,6 +48,7 @@ def test_a_second_run_into_the_same_folder_is_refused(tiny_data, tmp_path):
     assert resumed.epochs_done == 2
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 def test_the_lock_is_released_when_a_run_fails(tiny_data, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(ConfigError, match="frames: checkpoint"):

@@ -132,6 +132,7 @@ def test_fine_tune_on_another_label_set(finished_run, tiny_data_2cls, tmp_path):
     assert source["fc.weight"].shape[0] == 3
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_mixed_precision(tiny_data, tmp_path, amp):
     # bf16 needs 8 frames: oneDNN's bf16 Conv3d backward corrupts the heap for 4-frame clips
@@ -238,6 +239,7 @@ def test_a_class_without_training_videos_is_an_error(tiny_data, tmp_path):
     )
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 def test_data_wait_is_measured_and_a_slow_loader_is_named(tiny_data, tmp_path, monkeypatch, caplog):
     from stc_ext.data import VideoClipDataset
 

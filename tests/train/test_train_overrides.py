@@ -38,6 +38,7 @@ def _resume(data, run, tmp_path, scheduler, **changes):
     return train(config), out
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 def test_a_changed_lr_is_applied_and_recorded(tiny_data, two_epochs, tmp_path, capsys):
     run = two_epochs["none"]
     out = tmp_path / "resumed"
@@ -88,6 +89,7 @@ def test_extending_a_cosine_run_follows_the_longer_curve(tiny_data, two_epochs, 
     assert _lrs(result)[2] > 0
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 def test_extending_a_step_run_keeps_dividing(tiny_data, two_epochs, tmp_path):
     result, _ = _resume(tiny_data, two_epochs["step"], tmp_path, "step", epochs=4)
     assert _lrs(result) == pytest.approx([0.05, 0.025, 0.0125, 0.00625])

@@ -69,6 +69,7 @@ def test_foreign_weights_name_the_placement_they_need(stage_run, tiny_data, tmp_
         evaluate(EvalConfig(**common))
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 def test_a_checkpoint_without_a_placement_resumes_as_block(tiny_data, tmp_path):
     out = tmp_path / "run"
     train(tiny_config(tiny_data, out, model="stc_resnet3d_18", epochs=1))

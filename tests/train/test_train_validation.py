@@ -135,6 +135,7 @@ def one_epoch(tiny_data, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 def test_resume_keeps_the_validation_split(one_epoch, tiny_data, tmp_path):
     saved = load_checkpoint(one_epoch / "last.pt")["selection"]
     assert saved["source"] == "held-out" and saved["num_videos"] == 12
@@ -160,6 +161,7 @@ def test_resume_keeps_the_validation_split(one_epoch, tiny_data, tmp_path):
     assert load_checkpoint(out / "last.pt")["selection"] == saved
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 def test_without_validation_best_is_the_last_epoch(tiny_data, tmp_path):
     result = train(tiny_config(tiny_data, tmp_path, val_fraction=0.0, epochs=2))
     assert result.steps == 12  # 24 training videos (nothing held out) / batch 4, 2 epochs

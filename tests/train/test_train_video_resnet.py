@@ -13,6 +13,7 @@ from stc_ext.train import train
 NARROW = [8, 8, 8, 8]
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 @pytest.mark.parametrize("name", ["r2plus1d_18", "stc_r3d_18"])
 def test_train_init_from_a_torchvision_file(name, tiny_data, tmp_path):
     torch.manual_seed(0)

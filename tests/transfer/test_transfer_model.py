@@ -90,6 +90,7 @@ def test_teacher_weights_are_checked(teacher_file, tmp_path):
         build_teacher("resnet18", tmp_path / "r34.pt", TEACHER_WIDTHS)
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 def test_training_steps_on_real_pairs_lower_the_loss(teacher_file, unlabeled_videos):
     """A fixed batch of 8 real pairs (4 positive, 4 negative) is learnt within 30 steps."""
     dataset = PairDataset(

@@ -66,6 +66,7 @@ def test_run_trains_the_student_and_reports_held_out_pairs(uninterrupted, teache
         assert (out / name).is_file(), name
 
 
+@pytest.mark.slow  # > 1 s idle; make test runs it
 def test_mid_epoch_stop_and_resume_is_bitwise_exact(
     uninterrupted, unlabeled_videos, teacher_file, tmp_path
 ):
