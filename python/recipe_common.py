@@ -376,11 +376,16 @@ def output_of(command: Command) -> Path:
     return Path(command[command.index("--out") + 1])
 
 
+def run_command(command: Command) -> None:
+    """Runs one planned command; a non-zero exit raises ``subprocess.CalledProcessError``."""
+    subprocess.run(command, check=True)
+
+
 def run(commands: Sequence[Command], dry_run: bool) -> None:
     for command in commands:
         print("+", shlex.join(command), flush=True)
         if not dry_run:
-            subprocess.run(command, check=True)
+            run_command(command)
 
 
 def report(path: str | Path) -> dict:

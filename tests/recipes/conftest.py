@@ -32,4 +32,4 @@ def in_process(monkeypatch):
     import recipe_common
     from recipe_helpers import run_in_process
 
-    monkeypatch.setattr(recipe_common.subprocess, "run", run_in_process)
+    monkeypatch.setattr(recipe_common, "run_command", run_in_process)

@@ -76,15 +76,15 @@ def make_recipe_data(root: Path) -> dict[str, Path]:
     }
 
 
-def run_in_process(command: list[str], check: bool = True) -> subprocess.CompletedProcess:
-    """Stands in for ``subprocess.run`` in recipe_common: runs the planned `stc` command
-    through the same parser and library in this process (no interpreter start-up per
-    command)."""
+def run_in_process(command: list[str]) -> None:
+    """Stands in for ``recipe_common.run_command``: runs the planned `stc` command through
+    the same parser and library in this process (no interpreter start-up per command).
+    Only the recipes' commands are replaced: ``subprocess`` itself is left alone (libraries
+    such as matplotlib run programs through it)."""
     from recipe_common import stc_args
 
     from stc_ext.cli import main
 
     code = main(stc_args(command))
-    if check and code != 0:
+    if code != 0:
         raise subprocess.CalledProcessError(code, command)
-    return subprocess.CompletedProcess(command, code)
