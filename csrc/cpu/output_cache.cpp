@@ -24,6 +24,12 @@ constexpr int64_t kDefaultLimitMB = 1024;
 
 size_t round_up(size_t n, size_t multiple) { return (n + multiple - 1) / multiple * multiple; }
 
+// Blocks of 4 MiB and more are whole huge pages, smaller ones whole pages.
+size_t alignment_for(size_t nbytes) { return nbytes >= kHugePageFrom ? kHugePage : kPage; }
+
+// The capacity of a fresh block for nbytes.
+size_t capacity_for(size_t nbytes) { return round_up(nbytes, alignment_for(nbytes)); }
+
 struct Block {
   void* ptr;
   size_t capacity;
@@ -79,11 +85,15 @@ class OutputCache final : public c10::Allocator {
     return value;
   }
 
-  // A cached block that fits nbytes without wasting more than an eighth of it, or null.
+  // A cached block that fits nbytes and is at most an eighth larger than a fresh block for
+  // it would be, or null. (Compared with the fresh block's capacity, not with nbytes: a
+  // block rounded up to whole huge pages may exceed nbytes by more than an eighth, and
+  // must still be reused by the next request of the same size.)
   Block* take(size_t nbytes) {
     std::lock_guard<std::mutex> guard(mutex_);
+    const size_t wanted = capacity_for(nbytes);
     auto it = free_.lower_bound(nbytes);
-    if (it == free_.end() || it->first > nbytes + nbytes / 8) return nullptr;
+    if (it == free_.end() || it->first > wanted + wanted / 8) return nullptr;
     Block* block = it->second;
     free_.erase(it);
     free_bytes_ -= block->capacity;
@@ -91,8 +101,8 @@ class OutputCache final : public c10::Allocator {
   }
 
   static Block* fresh(size_t nbytes) {
-    const size_t alignment = nbytes >= kHugePageFrom ? kHugePage : kPage;
-    const size_t capacity = round_up(nbytes, alignment);
+    const size_t alignment = alignment_for(nbytes);
+    const size_t capacity = capacity_for(nbytes);
     void* ptr = nullptr;
     TORCH_CHECK(posix_memalign(&ptr, alignment, capacity) == 0 && ptr != nullptr,
                 "stc_ext: could not allocate ", capacity, " bytes for an output");
