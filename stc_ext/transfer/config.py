@@ -25,7 +25,7 @@ class TransferConfig(RunConfig):
 
     The optimisation defaults are the paper's for the transfer (§4.2): SGD, batch 32, weight
     decay 1e-4, Nesterov momentum 0.9, lr 0.1 divided by 10 every 30 epochs, 150 epochs.
-    ``feature_norm``, ``head_warmup_steps`` and ``head_handover_steps`` are small-scale levers
+    ``feature_norm`` and ``head_warmup_steps`` are small-scale levers
     (see :mod:`stc_ext.transfer.model`); their defaults are the paper's method.
     """
 
@@ -77,13 +77,6 @@ class TransferConfig(RunConfig):
         "before the student learns (the student does not run; 0: the paper's)",
         group="optimisation",
     )
-    head_handover_steps: int = _f(
-        0,
-        "small-scale lever: for N optimiser steps after the head warm-up the video side is "
-        "a blend of the stand-in and the student whose stand-in share falls linearly from 1 "
-        "to 0 (0: the student takes over at once)",
-        group="optimisation",
-    )
     # The paper's transfer schedule (§4.2), replacing the classification defaults.
     epochs: int = _f(150, _EPOCHS_HELP, group="optimisation")
     batch_size: int = _f(
@@ -120,15 +113,13 @@ class TransferConfig(RunConfig):
         if not 0 <= self.val_fraction < 1:
             raise ConfigError(f"must be in [0, 1), got {self.val_fraction}", field="val_fraction")
         _check_positive(self, "teacher_frames", "embed_dim")
-        _check_not_negative(self, "head_warmup_steps", "head_handover_steps")
+        _check_not_negative(self, "head_warmup_steps")
 
     def correspondence_options(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~stc_ext.transfer.CorrespondenceNet` beyond the
-        networks: the levers above, the warm-up and the hand-over counted in pairs
-        (steps x batch size).
+        networks: the levers above, the warm-up counted in pairs (steps x batch size).
         """
         return {
             "feature_norm": self.feature_norm,
             "head_warmup_pairs": self.head_warmup_steps * self.batch_size,
-            "head_handover_pairs": self.head_handover_steps * self.batch_size,
         }

@@ -26,12 +26,7 @@ not the network, the data or the loss:
   clip's frames (through ``teacher_proj``, the image side's projection) stand in for the
   student's, so the head learns to compare two views of a video before the student exists
   for it (the student does not run). Then the student takes its place and everything trains
-  together, as in the paper;
-- ``head_handover_pairs``: after the warm-up, instead of swapping the stand-in for the student
-  at once (which drops the training pair accuracy back to chance: the head learnt on the
-  stand-in does not apply to a random student), the video side is a blend
-  ``a * stand-in + (1 - a) * student`` whose weight ``a`` falls linearly from 1 to 0 over this
-  many pairs, so the head keeps a meaningful input while the student learns to supply it.
+  together, as in the paper.
 
 The warm-up is counted in training pairs seen (``pairs_seen``, a buffer, so a resumed run
 continues where it stopped); evaluation always uses the student.
@@ -71,7 +66,7 @@ HEAD_WIDTHS: tuple[int, ...] = (2048, 512, 128)
 #: neither side dominates the head's first layer by scale alone.
 FEATURE_NORMS: tuple[str, ...] = ("none", "layernorm", "batchnorm")
 #: Training phases of :class:`CorrespondenceNet` (see the module docstring), in order.
-PHASES: tuple[str, ...] = ("head_warmup", "head_handover", "joint")
+PHASES: tuple[str, ...] = ("head_warmup", "joint")
 #: Teacher names ``--teacher`` accepts.
 TEACHERS: tuple[str, ...] = tuple(f"resnet{d}" for d in RESNET2D_DEPTHS)
 #: ``format`` of the student initialisation files ``stc transfer`` writes (``student.pt``).
@@ -131,8 +126,6 @@ class CorrespondenceNet(nn.Module):
             concatenation (:data:`FEATURE_NORMS`; ``"none"``, the paper's, by default).
         head_warmup_pairs: training pairs during which the teacher's features of the clip's
             frames stand in for the student's (0, the paper's: none).
-        head_handover_pairs: training pairs after the warm-up during which the stand-in's
-            share of the video side falls linearly from 1 to 0 (0, the paper's: none).
         world_size: ranks each training batch is one shard of (counts ``pairs_seen`` in
             global pairs); default: ``torch.distributed``'s world size when initialised, else 1.
     """
@@ -144,7 +137,6 @@ class CorrespondenceNet(nn.Module):
         embed_dim: int = 1024,
         feature_norm: str = "none",
         head_warmup_pairs: int = 0,
-        head_handover_pairs: int = 0,
         world_size: int | None = None,
     ) -> None:
         super().__init__()
@@ -154,12 +146,10 @@ class CorrespondenceNet(nn.Module):
                 f"{student.fc.out_features} features, expected embed_dim="
                 f"{embed_dim} (build it with num_classes={embed_dim})"
             )
-        for name, value in (
-            ("head_warmup_pairs", head_warmup_pairs),
-            ("head_handover_pairs", head_handover_pairs),
-        ):
-            if value < 0:
-                raise ValueError(f"CorrespondenceNet: {name} must be >= 0, got {value}")
+        if head_warmup_pairs < 0:
+            raise ValueError(
+                f"CorrespondenceNet: head_warmup_pairs must be >= 0, got {head_warmup_pairs}"
+            )
         self.student = student
         self.teacher = teacher.requires_grad_(False).eval()
         self.teacher_proj = nn.Linear(teacher.feature_dim, embed_dim)
@@ -174,7 +164,6 @@ class CorrespondenceNet(nn.Module):
         layers += [nn.ReLU(inplace=False), nn.Linear(width, 2)]
         self.head = nn.Sequential(*layers)
         self.head_warmup_pairs = head_warmup_pairs
-        self.head_handover_pairs = head_handover_pairs
         self.world_size = world_size
         # Training pairs seen so far (over all ranks): decides the phase; saved with the state.
         self.register_buffer("pairs_seen", torch.zeros((), dtype=torch.int64))
@@ -187,23 +176,7 @@ class CorrespondenceNet(nn.Module):
     @property
     def phase(self) -> str:
         """The phase the next training batch is in (:data:`PHASES`)."""
-        seen = int(self.pairs_seen)
-        if seen < self.head_warmup_pairs:
-            return "head_warmup"
-        if seen < self.head_warmup_pairs + self.head_handover_pairs:
-            return "head_handover"
-        return "joint"
-
-    @property
-    def stand_in_share(self) -> float:
-        """The stand-in's weight ``a`` in the video side of the next training batch: 1 in the
-        warm-up, falling linearly to 0 over the hand-over, 0 from then on."""
-        handed_over = int(self.pairs_seen) - self.head_warmup_pairs
-        if handed_over < 0:
-            return 1.0
-        if handed_over >= self.head_handover_pairs:
-            return 0.0
-        return 1.0 - handed_over / self.head_handover_pairs
+        return "head_warmup" if int(self.pairs_seen) < self.head_warmup_pairs else "joint"
 
     def teacher_features(self, frames: Tensor) -> Tensor:
         """(N, 3, X, H, W) frames -> (N, D_I): the teacher's pooled features, averaged over X."""
@@ -246,20 +219,17 @@ class CorrespondenceNet(nn.Module):
                 f"CorrespondenceNet: frames and clip hold {frames.shape[0]} and "
                 f"{clip.shape[0]} samples; they must be paired"
             )
-        phase, share = "joint", 0.0
+        phase = "joint"
         if self.training and torch.is_grad_enabled():
-            phase, share = self.phase, self.stand_in_share
+            phase = self.phase
             self._count(frames.shape[0])
         image = self.image_features(frames)
         if phase == "head_warmup":
             video = self.teacher_stand_in(clip, frames.shape[2])
             logits = self.head(torch.cat([image, video], dim=1))
             return logits + _zero_touch(list(self.student.parameters()))
-        video = self.video_features(clip).to(image.dtype)
-        if phase == "head_handover":
-            stand_in = self.teacher_stand_in(clip, frames.shape[2])
-            video = share * stand_in + (1.0 - share) * video
-        return self.head(torch.cat([image, video], dim=1))
+        video = self.video_features(clip)
+        return self.head(torch.cat([image, video.to(image.dtype)], dim=1))
 
     def trainable_state_dict(self) -> dict[str, Tensor]:
         """The state without the teacher (which is loaded from its own file)."""

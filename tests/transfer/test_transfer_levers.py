@@ -1,5 +1,5 @@
-"""The small-scale levers of CorrespondenceNet: feature normalisation, the head warm-up on the
-teacher side and the hand-over from it to the student (stc_ext/transfer/model.py)."""
+"""The small-scale levers of CorrespondenceNet: feature normalisation and the head warm-up on
+the teacher side (stc_ext/transfer/model.py)."""
 
 from __future__ import annotations
 
@@ -90,30 +90,6 @@ def test_the_warm_up_compares_the_teacher_with_itself_on_the_clip():
     torch.testing.assert_close(net(frames, clips), expected)
 
 
-def test_the_hand_over_blends_the_stand_in_into_the_student():
-    """After the warm-up the stand-in's share falls linearly to 0 while everything trains."""
-    net = _net(head_warmup_pairs=4, head_handover_pairs=8).train()
-    seen, grads = [], []
-    for i in range(4):  # batches of 4 pairs: warm-up, hand-over (share 1, then 0.5), joint
-        seen.append((net.phase, net.stand_in_share))
-        grads.append(_step(net, seed=i))
-    assert seen == [
-        ("head_warmup", 1.0),
-        ("head_handover", 1.0),
-        ("head_handover", 0.5),
-        ("joint", 0.0),
-    ]
-    assert grads[0]["student"] == 0
-    assert all(v > 0 for g in grads[2:] for v in g.values()), grads
-    # Half-way through the hand-over the video side is the mean of the stand-in and the
-    # student (training-mode norms use the batch's statistics: recomputing gives the same).
-    frames, clips, _ = _batch()
-    net.pairs_seen.fill_(4 + 4)
-    video = 0.5 * net.teacher_stand_in(clips, frames.shape[2]) + 0.5 * net.video_features(clips)
-    expected = net.head(torch.cat([net.image_features(frames), video], 1))
-    torch.testing.assert_close(net(frames, clips), expected)
-
-
 def test_evaluation_runs_the_student_and_counts_nothing():
     net = _net(head_warmup_pairs=100)
     frames, clips, _ = _batch()
@@ -155,8 +131,6 @@ def test_bad_levers_are_named(unlabeled_videos, teacher_file, tmp_path):
         _net(feature_norm="l2")
     with pytest.raises(ValueError, match="head_warmup_pairs must be >= 0"):
         _net(head_warmup_pairs=-1)
-    with pytest.raises(ValueError, match="head_handover_pairs must be >= 0"):
-        _net(head_handover_pairs=-1)
     config = tiny_transfer_config(unlabeled_videos, teacher_file, tmp_path, head_warmup_steps=-2)
     with pytest.raises(ConfigError, match="head_warmup_steps: must not be negative, got -2"):
         config.validate()
@@ -166,11 +140,7 @@ def test_bad_levers_are_named(unlabeled_videos, teacher_file, tmp_path):
     assert config.correspondence_options() == {
         "feature_norm": "none",
         "head_warmup_pairs": 3 * config.batch_size,
-        "head_handover_pairs": 0,
     }
-    config = tiny_transfer_config(unlabeled_videos, teacher_file, tmp_path, head_handover_steps=-1)
-    with pytest.raises(ConfigError, match="head_handover_steps: must not be negative, got -1"):
-        config.validate()
 
 
 @pytest.mark.slow  # three tiny runs: about 9 s
