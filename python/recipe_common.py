@@ -112,6 +112,38 @@ def kinetics_data_given(args: argparse.Namespace) -> bool:
     )
 
 
+#: The fine-tuning targets of the UCF101/HMDB51 tables (Tables 4 and 7).
+TARGET_DATASETS = ("ucf101", "hmdb51")
+
+
+def add_target_dataset_flags(parser: argparse.ArgumentParser) -> None:
+    """--ucf101-root/--ucf101-annotations, the same for hmdb51, and --datasets."""
+    for dataset in TARGET_DATASETS:
+        parser.add_argument(f"--{dataset}-root", help=f"{dataset} videos")
+        parser.add_argument(f"--{dataset}-annotations", help=f"{dataset} split folder")
+    parser.add_argument(
+        "--datasets",
+        type=name_list,
+        default=list(TARGET_DATASETS),
+        help="comma-separated (ucf101,hmdb51)",
+    )
+
+
+def check_target_datasets(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuses (``parser.error``) unknown --datasets and a chosen dataset without its root
+    and annotations."""
+    unknown = [d for d in args.datasets if d not in TARGET_DATASETS]
+    if unknown:
+        choices = ", ".join(TARGET_DATASETS)
+        parser.error(f"--datasets: choose from {choices}, got {', '.join(unknown)}")
+    for dataset in args.datasets:
+        if not (getattr(args, f"{dataset}_root") and getattr(args, f"{dataset}_annotations")):
+            parser.error(
+                f"give --{dataset}-root and --{dataset}-annotations (or leave {dataset} out "
+                "of --datasets)"
+            )
+
+
 def int_list(text: str) -> list[int]:
     """argparse type of options like ``--splits 1,2,3``."""
     try:

@@ -23,11 +23,14 @@ from __future__ import annotations
 import sys
 
 from recipe_common import (
+    TARGET_DATASETS,
     Command,
     add_kinetics_flags,
     add_placement_flag,
     add_selection_flag,
+    add_target_dataset_flags,
     base_parser,
+    check_target_datasets,
     finetune_dir,
     finetune_runs,
     int_list,
@@ -45,7 +48,6 @@ from recipe_common import (
 )
 
 MODELS = ("stc_resnet3d_101", "stc_resnext3d_101")
-DATASETS = ("ucf101", "hmdb51")
 #: (model, frames) -> the paper's (UCF101, HMDB51) top-1 in %, three splits averaged.
 PAPER = {
     ("stc_resnet3d_101", 16): (90.1, 62.6),
@@ -85,12 +87,7 @@ def parse(argv: list[str] | None = None):
     add_selection_flag(parser)
     add_placement_flag(parser)
     add_kinetics_flags(parser)
-    for dataset in DATASETS:
-        parser.add_argument(f"--{dataset}-root", help=f"{dataset} videos")
-        parser.add_argument(f"--{dataset}-annotations", help=f"{dataset} split folder")
-    parser.add_argument(
-        "--datasets", type=name_list, default=list(DATASETS), help="comma-separated (ucf101,hmdb51)"
-    )
+    add_target_dataset_flags(parser)
     parser.add_argument(
         "--models",
         type=name_list,
@@ -110,15 +107,7 @@ def parse(argv: list[str] | None = None):
         "{frames} in the path, e.g. runs/kinetics/{model}_f{frames}/best.pt",
     )
     args = parser.parse_args(argv)
-    unknown = [d for d in args.datasets if d not in DATASETS]
-    if unknown:
-        parser.error(f"--datasets: choose from {', '.join(DATASETS)}, got {', '.join(unknown)}")
-    for dataset in args.datasets:
-        if not (getattr(args, f"{dataset}_root") and getattr(args, f"{dataset}_annotations")):
-            parser.error(
-                f"give --{dataset}-root and --{dataset}-annotations (or leave {dataset} "
-                "out of --datasets)"
-            )
+    check_target_datasets(parser, args)
     if args.kinetics_checkpoint is None and not kinetics_data_given(args):
         parser.error("give --kinetics-checkpoint, or the four --kinetics-* data options")
     return args
@@ -139,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             row = [model, str(frames)]
             for dataset in args.datasets:
                 values = seed_top1(args, finetune_dir(args, dataset, model, frames))
-                paper = PAPER.get((model, frames), (None, None))[DATASETS.index(dataset)]
+                paper = PAPER.get((model, frames), (None, None))[TARGET_DATASETS.index(dataset)]
                 row += [*ours_cells(args, values), paper_pct(paper)]
             rows.append(row)
     print_table(

@@ -37,13 +37,15 @@ import sys
 from pathlib import Path
 
 from recipe_common import (
+    TARGET_DATASETS,
     Command,
     add_placement_flag,
     add_selection_flag,
+    add_target_dataset_flags,
     base_parser,
+    check_target_datasets,
     int_list,
     model_flags,
-    name_list,
     ours_cells,
     ours_header,
     paper_pct,
@@ -58,7 +60,6 @@ from recipe_common import (
     train_run,
 )
 
-DATASETS = ("ucf101", "hmdb51")
 NETS = {"resnet3d": "3D-ResNet", "stc_resnet3d": "STC-ResNet"}
 INITS = {
     "baseline": "Baseline",
@@ -188,12 +189,7 @@ def parse(argv: list[str] | None = None):
         "--teacher-weights", required=True, help="2D ResNet weights (torchvision keys)"
     )
     parser.add_argument("--videos", required=True, help="folder of unlabeled videos")
-    for dataset in DATASETS:
-        parser.add_argument(f"--{dataset}-root", help=f"{dataset} videos")
-        parser.add_argument(f"--{dataset}-annotations", help=f"{dataset} split folder")
-    parser.add_argument(
-        "--datasets", type=name_list, default=list(DATASETS), help="comma-separated (ucf101,hmdb51)"
-    )
+    add_target_dataset_flags(parser)
     parser.add_argument(
         "--splits", type=int_list, default=[1, 2, 3], help="comma-separated (1,2,3)"
     )
@@ -224,15 +220,7 @@ def parse(argv: list[str] | None = None):
         "path, e.g. runs/kinetics/{model}_f{frames}/best.pt",
     )
     args = parser.parse_args(argv)
-    unknown = [d for d in args.datasets if d not in DATASETS]
-    if unknown:
-        parser.error(f"--datasets: choose from {', '.join(DATASETS)}, got {', '.join(unknown)}")
-    for dataset in args.datasets:
-        if not (getattr(args, f"{dataset}_root") and getattr(args, f"{dataset}_annotations")):
-            parser.error(
-                f"give --{dataset}-root and --{dataset}-annotations (or leave {dataset} out "
-                "of --datasets)"
-            )
+    check_target_datasets(parser, args)
     return args
 
 
@@ -250,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             row = [f"{net_name}-{INITS[init]}"]
             for dataset in args.datasets:
                 values = seed_top1(args, _row_dir(args, dataset, net, init))
-                paper = PAPER.get((net, init), (None, None))[DATASETS.index(dataset)]
+                paper = PAPER.get((net, init), (None, None))[TARGET_DATASETS.index(dataset)]
                 row += [*ours_cells(args, values), paper_pct(paper)]
             rows.append(row)
     print_table(

@@ -172,6 +172,27 @@ def test_table8_evaluates_on_the_kinetics_validation_list(tmp_path):
         recipe.parse([*KINETICS, "--rows", "stc_resnet3d_101"])  # no frame count
 
 
+@pytest.mark.parametrize(
+    "case",
+    [f"table4_frames {' '.join(KINETICS)}", "table7_paper --teacher-weights w.pth --videos v"],
+)
+def test_target_datasets_are_checked(case, capsys):
+    """Both UCF101/HMDB51 recipes refuse an unknown --datasets entry and a chosen dataset
+    without its root and annotations, naming the flags."""
+    name, *argv = case.split()
+    recipe = importlib.import_module(name)
+    with pytest.raises(SystemExit):
+        recipe.parse([*argv, *BOTH, "--datasets", "ucf101,kinetics"])
+    assert "--datasets: choose from ucf101, hmdb51, got kinetics" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # ucf101 (a default) has its root but no annotations
+        recipe.parse([*argv, "--ucf101-root", "u", "--datasets", "ucf101"])
+    assert "give --ucf101-root and --ucf101-annotations" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        recipe.parse([*argv, "--datasets", "hmdb51"])
+    assert "give --hmdb51-root and --hmdb51-annotations" in capsys.readouterr().err
+    recipe.parse([*argv, *BOTH, "--datasets", "hmdb51"])  # hmdb51 alone, given: accepted
+
+
 def test_table7_paper_rows_differ_only_in_their_initialisation(tmp_path):
     recipe = importlib.import_module("table7_paper")
     argv = [*BOTH, "--teacher-weights", "r101.pth", "--videos", "unlabeled", "--splits", "1"]
