@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import faulthandler
 import hashlib
+import json
+import os
 import socket
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
+import torch.multiprocessing as mp
 
 
 def stop_at(epoch: int, step: int) -> Callable[[Any, int, int], None]:
@@ -33,3 +38,31 @@ def digest(tensors: Iterable[torch.Tensor]) -> str:
     for t in tensors:
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
+
+
+def become_rank(rank: int, world: int, port: int) -> None:
+    """In a spawned worker: the environment torchrun would give ``rank`` of ``world``, one
+    torch thread, and a watchdog that ends a deadlocked rank with its stack."""
+    faulthandler.dump_traceback_later(240, exit=True)
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+
+
+def run_ranks(worker: Callable[..., None], results: Path, *args: Any, world: int = 2) -> list:
+    """Runs ``worker(rank, world, port, *args, results)`` in ``world`` spawned processes
+    (as torchrun would start them) and returns what each wrote to ``results/rank<r>.json``."""
+    results.mkdir(parents=True, exist_ok=True)
+    mp.start_processes(
+        worker,
+        args=(world, free_port(), *args, str(results)),
+        nprocs=world,
+        join=True,
+        start_method="spawn",
+    )
+    return [json.loads((results / f"rank{r}.json").read_text()) for r in range(world)]

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import faulthandler
 import json
 import os
 from pathlib import Path
 
 import pytest
-import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
-from run_helpers import digest, free_port
+from run_helpers import become_rank, digest, run_ranks
 from train_helpers import tiny_config
 
 from stc_ext.train import EvalConfig, evaluate, train
@@ -29,17 +26,7 @@ pytestmark = [
 
 
 def _worker(rank: int, world: int, port: int, data: str, out: str, results: str) -> None:
-    # A deadlock fails the test with both ranks' stacks instead of hanging it.
-    faulthandler.dump_traceback_later(240, exit=True)
-    # What torchrun would set.
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-    )
-    torch.set_num_threads(1)
+    become_rank(rank, world, port)
     digests: list[list[str]] = []
     lock: dict[str, object] = {}
 
@@ -74,16 +61,7 @@ def _worker(rank: int, world: int, port: int, data: str, out: str, results: str)
 
 
 def test_two_gloo_ranks_stay_in_sync(tiny_data, tmp_path):
-    results = tmp_path / "results"
-    results.mkdir()
-    mp.start_processes(
-        _worker,
-        args=(2, free_port(), str(tiny_data), str(tmp_path / "run"), str(results)),
-        nprocs=2,
-        join=True,
-        start_method="spawn",
-    )
-    ranks = [json.loads((results / f"rank{r}.json").read_text()) for r in range(2)]
+    ranks = run_ranks(_worker, tmp_path / "results", str(tiny_data), str(tmp_path / "run"))
     for r in ranks:
         # 12 videos: 6 per rank, 2 clips per rank and step -> 3 steps per epoch.
         assert (r["world"], r["accumulation"], r["steps"]) == (2, 2, 6)

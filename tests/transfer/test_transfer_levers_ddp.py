@@ -3,16 +3,12 @@ out, the ranks count the same pairs and switch phase at the same step, and stay 
 
 from __future__ import annotations
 
-import faulthandler
 import json
-import os
 from pathlib import Path
 
 import pytest
-import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
-from run_helpers import digest, free_port
+from run_helpers import become_rank, digest, run_ranks
 from transfer_helpers import tiny_transfer_config
 
 from stc_ext.train.distributed import all_gather_objects
@@ -30,15 +26,7 @@ pytestmark = [
 def _worker(
     rank: int, world: int, port: int, videos: str, teacher: str, out: str, results: str
 ) -> None:
-    faulthandler.dump_traceback_later(240, exit=True)  # a deadlock fails with both stacks
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-    )
-    torch.set_num_threads(1)
+    become_rank(rank, world, port)
     seen: list[dict] = []
 
     def record(trainer, epoch, step):
@@ -68,23 +56,13 @@ def _worker(
 
 
 def test_the_warm_up_runs_under_two_gloo_ranks(unlabeled_videos, teacher_file, tmp_path):
-    results = tmp_path / "results"
-    results.mkdir()
-    mp.start_processes(
+    ranks = run_ranks(
         _worker,
-        args=(
-            2,
-            free_port(),
-            str(unlabeled_videos),
-            str(teacher_file),
-            str(tmp_path / "run"),
-            str(results),
-        ),
-        nprocs=2,
-        join=True,
-        start_method="spawn",
+        tmp_path / "results",
+        str(unlabeled_videos),
+        str(teacher_file),
+        str(tmp_path / "run"),
     )
-    ranks = [json.loads((results / f"rank{r}.json").read_text()) for r in range(2)]
     for r in ranks:
         assert r["steps"] == 4
         # After each step: global pairs counted (4 a step), the phase of the next step.
