@@ -8,6 +8,7 @@ import os
 import pytest
 import torch
 from torch import nn
+from train_helpers import TINY_FLAGS
 
 from stc_ext.cli import main
 from stc_ext.models import CheckpointFileError, load_file, read_state_dict
@@ -71,25 +72,7 @@ def test_the_loader_reads_what_torch_save_wrote(tmp_path):
 def _commands(tiny_data, tmp_path, weights):
     """Each command that reads weights, given ``weights``: (argv, flag)."""
     out = str(tmp_path / "out")
-    train = [
-        "train",
-        "--dataset",
-        "synthetic",
-        "--root",
-        str(tiny_data),
-        "--model",
-        "stc_resnet3d_10",
-        "--widths",
-        "8,8,8,8",
-        "--frames",
-        "4",
-        "--size",
-        "32",
-        "--short-side",
-        "32",
-        "--out-dir",
-        out,
-    ]
+    train = ["train", *TINY_FLAGS, "--root", str(tiny_data), "--out-dir", out]
     return {
         "train --init": ([*train, "--init", weights], "--init"),
         "train --resume": (["train", "--resume", weights, "--out-dir", out], "--resume"),
