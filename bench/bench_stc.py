@@ -12,6 +12,7 @@ GB/s counts the minimum bytes: each input read once and each output written once
 dy and dx, and in the residual form d_identity: 4 |x| and 6 |x|). Copy GB/s counts 2 |x|.
 
     .venv/bin/python -m bench.bench_stc [--dtypes float32,bfloat16] [--forms plain,residual]
+                                        [--stages 1,2]
     .venv/bin/python -m pytest bench/bench_stc.py -s   # the same, one test per stage/dtype/form
 
 Each (stage, dtype, form) is measured in a fresh process (``--same-process`` turns that
@@ -237,11 +238,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument(
+        "--stages",
+        default=",".join(str(i) for i in range(1, len(STAGES) + 1)),
+        help="which stages to measure, 1-based (default: all %(default)s)",
+    )
+    parser.add_argument(
         "--same-process",
         action="store_true",
         help="measure every row in this process (default: each in a fresh one)",
     )
     args = parser.parse_args()
+    try:
+        stages = [STAGES[int(i) - 1] for i in args.stages.split(",")]
+        if any(int(i) < 1 for i in args.stages.split(",")):
+            raise ValueError
+    except (ValueError, IndexError):
+        parser.error(f"--stages: expected numbers from 1 to {len(STAGES)}, got {args.stages!r}")
     run = measure if args.same_process else measure_in_fresh_process
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -250,7 +262,7 @@ def main() -> None:
         f"{torch.get_num_threads()} threads, batch {BATCH}, {args.rounds} rounds"
     )
     results = []
-    for stage in STAGES:
+    for stage in stages:
         for dtype_name in args.dtypes.split(","):
             for form in args.forms.split(","):
                 results.append(run(stage, dtype_name, form, args.rounds))

@@ -121,15 +121,18 @@ STC_INLINE void store_vec(scalar_t* p, Vec<acc_t, W> v) {
   }
 }
 
-// The sum of a vector's lanes, in lane order.
+// The sum of a vector's lanes as a tree: the two halves added lane by lane, until one
+// lane is left (log2(W) vector adds instead of W - 1 scalar ones; the order is the same
+// for every instruction set).
 template <int W, typename acc_t>
 STC_INLINE acc_t sum_lanes(Vec<acc_t, W> v) {
   if constexpr (W == 1) {
     return v;
   } else {
-    acc_t sum = v[0];
-    for (int l = 1; l < W; ++l) sum += v[l];
-    return sum;
+    Vec<acc_t, W / 2> low, high;
+    std::memcpy(&low, &v, sizeof(low));
+    std::memcpy(&high, reinterpret_cast<const char*>(&v) + sizeof(low), sizeof(high));
+    return sum_lanes<W / 2, acc_t>(low + high);
   }
 }
 
