@@ -130,7 +130,8 @@ STC_INLINE void dense_backward_column(const acc_t* d_by_row, int64_t batch, Matr
   Vec<acc_t, W> x[kSamples], gi[kSamples] = {};
   for (int j = 0; j < kSamples; ++j) x[j] = load_vec<W, acc_t>(in.row(n0 + j) + k);
   for (int64_t o = 0; o < o_size; ++o) {
-    if (o + kPrefetchRows < o_size) __builtin_prefetch(w + (o + kPrefetchRows) * k_size + k, 0, 0);
+    if (o + kPrefetchRows < o_size)
+      __builtin_prefetch(w + (o + kPrefetchRows) * k_size + k, 0, 0);
     const acc_t* dn = d_by_row + o * batch + n0;
     const Vec<acc_t, W> wv = load_vec<W, acc_t>(w + o * k_size + k);
     Vec<acc_t, W> gw = first ? Vec<acc_t, W>{} : load_vec<W, acc_t>(carry + o * W);
@@ -147,8 +148,7 @@ STC_INLINE void dense_backward_column(const acc_t* d_by_row, int64_t batch, Matr
   for (int j = 0; j < kSamples; ++j) store_vec<W, acc_t>(grad_in.row(n0 + j) + k, gi[j]);
 }
 
-// dense_backward_column over all samples, in blocks of 8, 4 and 1 (`carry`: see there;
-// needed unless the batch is one block).
+// dense_backward_column over all samples, in blocks of 8, 4 and 1 (`carry`: see there).
 template <int W, typename acc_t, typename w_t>
 STC_INLINE void dense_backward_all_samples(const acc_t* d_by_row, int64_t batch,
                                            Matrix<const acc_t> in, int64_t o_size, int64_t k,
@@ -176,8 +176,7 @@ STC_CPU_CLONES void dense_backward_columns(const acc_t* d_by_row, Matrix<const a
                                            int64_t begin, int64_t end) {
   constexpr int V = kVecLanes<acc_t>;
   const int64_t vectors = k_size / V;
-  const bool one_block = batch == 8 || batch == 4 || batch == 1;
-  std::vector<acc_t> carry(one_block ? 0 : o_size * V);
+  std::vector<acc_t> carry(o_size * V);  // unused when the batch is a single block
   for (int64_t group = begin; group < end; ++group) {
     if (group < vectors) {
       dense_backward_all_samples<V>(d_by_row, batch, in, o_size, group * V, k_size, w, grad_w,
@@ -199,19 +198,11 @@ void dense_forward(Matrix<const acc_t> in, int64_t batch, const at::Tensor& w_in
   const at::Tensor b = b_in.to(c10::CppTypeToScalarType<acc_t>::value).contiguous();
   const int64_t o_size = w.size(0), k_size = w.size(1);
   const acc_t* bp = b.const_data_ptr<acc_t>();
-  // The input rows, one vector apart beyond K: rows K * 4 bytes apart (a power of two at
-  // most stages) would all fall in the same L1 sets and evict each other while the dot
-  // products read them side by side.
-  const int64_t ld = k_size + kVecLanes<acc_t>;
-  const at::Tensor padded = at::empty({batch, ld}, w.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
-  acc_t* pp = padded.mutable_data_ptr<acc_t>();
-  for (int64_t n = 0; n < batch; ++n) std::copy_n(in.row(n), k_size, pp + n * ld);
-  const Matrix<const acc_t> rows{pp, ld};
   const int64_t grain = std::max<int64_t>(1, kGrainMacs / std::max<int64_t>(1, batch * k_size));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, w.scalar_type(), "stc_gate_forward", [&] {
     const scalar_t* wp = w.const_data_ptr<scalar_t>();
     at::parallel_for(0, o_size, grain, [&](int64_t begin, int64_t end) {
-      dense_forward_rows<acc_t, scalar_t>(rows, batch, k_size, wp, bp, relu, out, begin, end);
+      dense_forward_rows<acc_t, scalar_t>(in, batch, k_size, wp, bp, relu, out, begin, end);
     });
   });
 }
